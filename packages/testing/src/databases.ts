@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+
+async function admin<T>(adminUrl: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    return await run(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Creates an empty database with a unique name and returns its URL. */
+export async function createDatabase(adminUrl: string, label: string): Promise<string> {
+  const name = `t_${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 30)}_${randomBytes(4).toString('hex')}`
+  await admin(adminUrl, (client) => client.query(`create database "${name}"`))
+  return withDatabase(adminUrl, name)
+}
+
+export async function dropDatabase(adminUrl: string, url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1)
+  if (!name.startsWith('t_')) throw new Error(`refusing to drop ${name}: not a test database`)
+  // WITH (FORCE) ends connections a failed test may have left open.
+  await admin(adminUrl, (client) => client.query(`drop database if exists "${name}" with (force)`))
+}
+
+/** Deletes every Redis key under a test's prefix. */
+export async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}

@@ -1,0 +1,69 @@
+import { Writable } from 'node:stream'
+import { afterAll, inject } from 'vitest'
+import { createDatabase, dropDatabase } from './databases.ts'
+
+export { clearRedisPrefix, createDatabase, dropDatabase, withDatabase } from './databases.ts'
+export { TcpProxy } from './tcp-proxy.ts'
+
+import { pilotConfigPath } from './paths.ts'
+
+export { pilotConfigPath, repoRoot } from './paths.ts'
+export { freePort, type ServiceProcess, startServiceProcess } from './processes.ts'
+
+function required(name: string): string {
+  const value = process.env[name]
+  if (!value) throw new Error(`${name} is not set: is packages/testing/src/per-file-setup.ts in vitest setupFiles?`)
+  return value
+}
+
+/** The database, Redis and key prefix this test file owns (made by the per-file setup). */
+export function testResources() {
+  return {
+    databaseUrl: required('TEST_DATABASE_URL'),
+    redisUrl: required('TEST_REDIS_URL'),
+    redisPrefix: required('TEST_REDIS_PREFIX'),
+  }
+}
+
+/** Another fresh database for this file (e.g. one per city in a cross-city test), dropped when the file ends. */
+export async function freshDatabase(label: string): Promise<string> {
+  const adminUrl = inject('adminDatabaseUrl')
+  const url = await createDatabase(adminUrl, label)
+  afterAll(() => dropDatabase(adminUrl, url))
+  return url
+}
+
+/** The environment a service of `city` reads in tests: this file's database and Redis, the repository's profile. */
+export function serviceEnv(city: string, overrides: Record<string, string> = {}): Record<string, string> {
+  const { databaseUrl, redisUrl, redisPrefix } = testResources()
+  return {
+    CITY: city,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: `${redisPrefix}:${city}`,
+    PILOT_CONFIG: pilotConfigPath,
+    LOG_LEVEL: 'info',
+    LOG_FILE: required('TEST_LOG_FILE'),
+    ...overrides,
+  }
+}
+
+/** A log destination that keeps every line, so a test can read exactly what a service logged. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = []
+
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+    done()
+  }
+
+  get text(): string {
+    return this.lines.join('\n')
+  }
+
+  records(): Record<string, unknown>[] {
+    return this.lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Runs the pilot on this machine: one PostgreSQL database per city (pilot_<city>) on the local server, one Redis with a
+ * key prefix per city, and residence, intake and gateway for each city on the ports of infra/pilot.yaml.
+ *
+ *   pnpm pilot                      all three cities
+ *   pnpm pilot --city shenzhen      one city
+ *
+ * DATABASE_URL (any database on the server; the pilot's databases are created beside it) and REDIS_URL override the
+ * local defaults. Data is kept between runs. Ctrl-C stops every service cleanly.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadPilotProfile } from '@pilot/kit'
+import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
+import pg from 'pg'
+
+const root = new URL('../', import.meta.url).pathname
+const pilotConfig = join(root, 'infra/pilot.yaml')
+const stateDir = join(root, '.pilot')
+const logDir = join(stateDir, 'logs')
+
+const { values } = parseArgs({ options: { city: { type: 'string', multiple: true } } })
+const profile = loadPilotProfile(pilotConfig)
+const cities = values.city?.length ? profile.cities.filter((city) => values.city?.includes(city.id)) : profile.cities
+if (cities.length === 0) {
+  console.error(`No such city. Choose from: ${profile.cities.map((city) => city.id).join(', ')}`)
+  process.exit(2)
+}
+
+const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+function cityDatabaseUrl(city: CityProfile): string {
+  const url = new URL(adminUrl)
+  url.pathname = `/pilot_${city.id}`
+  return url.toString()
+}
+
+async function ensureDatabases(): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 })
+  try {
+    await client.connect()
+  } catch (error) {
+    console.error(
+      `PostgreSQL at ${adminUrl} does not answer (${(error as Error).message}).\n` +
+        'Start it (on this machine: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set DATABASE_URL.',
+    )
+    process.exit(1)
+  }
+  try {
+    for (const city of cities) {
+      const name = `pilot_${city.id}`
+      const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name])
+      if (rowCount === 0) {
+        await client.query(`create database "${name}"`)
+        console.log(`created database ${name}`)
+      }
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+const children: ChildProcess[] = []
+let stopping = false
+
+function start(city: CityProfile, service: (typeof SERVICE_NAMES)[number]): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/server.ts`], {
+    cwd: root,
+    env: {
+      ...process.env,
+      CITY: city.id,
+      PORT: String(city.services[service].port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: cityDatabaseUrl(city),
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: `pilot:${city.id}`,
+      PILOT_CONFIG: pilotConfig,
+      MIGRATE_ON_START: 'true',
+      LOG_FILE: join(logDir, `${city.id}-${service}.log`),
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(
+        `${city.id} ${service} exited (${signal ?? code}); see ${join(logDir, `${city.id}-${service}.log`)}`,
+      )
+      void stopAll(1)
+    }
+  })
+  children.push(child)
+  return child
+}
+
+async function waitReady(url: string, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline && !stopping) {
+    try {
+      if ((await fetch(`${url}/health/ready`)).status === 200) return true
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  return false
+}
+
+async function stopAll(code: number): Promise<void> {
+  if (stopping) return
+  stopping = true
+  console.log('\nStopping the pilot…')
+  const exits = children
+    .filter((child) => child.exitCode === null && child.signalCode === null)
+    .map((child) => new Promise((resolve) => child.once('exit', resolve)))
+  for (const child of children) child.kill('SIGTERM')
+  await Promise.all(exits)
+  console.log('All services stopped.')
+  process.exit(code)
+}
+
+process.on('SIGINT', () => void stopAll(0))
+process.on('SIGTERM', () => void stopAll(0))
+
+mkdirSync(logDir, { recursive: true })
+await ensureDatabases()
+for (const city of cities) for (const service of SERVICE_NAMES) start(city, service)
+
+const rows: string[][] = []
+for (const city of cities) {
+  for (const service of SERVICE_NAMES) {
+    const url = `http://127.0.0.1:${city.services[service].port}`
+    const ready = await waitReady(url)
+    if (!ready) {
+      if (!stopping) {
+        console.error(`${city.id} ${service} did not become ready; see ${join(logDir, `${city.id}-${service}.log`)}`)
+        await stopAll(1)
+      }
+      break
+    }
+    rows.push([city.name.en, service, url, `${url}/docs`, `${url}/metrics`])
+  }
+}
+
+const header = ['city', 'service', 'URL', 'Swagger UI', 'metrics']
+const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)))
+const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ')
+console.log(`\nThe pilot is ready (${cities.length} ${cities.length === 1 ? 'city' : 'cities'}).\n`)
+console.log(line(header))
+console.log(line(widths.map((width) => '-'.repeat(width))))
+for (const row of rows) console.log(line(row))
+console.log(`\nLogs: ${logDir}/<city>-<service>.log   Ctrl-C stops everything.`)
