@@ -1,8 +1,19 @@
 import { PROBLEM_TYPES } from '@pilot/schemas'
-import { TcpProxy, testResources } from '@pilot/testing'
+import { serviceEnv, TcpProxy, testResources } from '@pilot/testing'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildFixtureApp } from './fixture-app.ts'
+import { buildApp as buildGateway } from '../services/gateway/src/app.ts'
+import { readGatewayConfig } from '../services/gateway/src/config.ts'
+import { buildApp as buildIntake } from '../services/intake/src/app.ts'
+import { readIntakeConfig } from '../services/intake/src/config.ts'
+import { buildApp as buildResidence } from '../services/residence/src/app.ts'
+import { readResidenceConfig } from '../services/residence/src/config.ts'
+
+const SERVICES = {
+  residence: (env: Record<string, string>) => buildResidence(readResidenceConfig(serviceEnv('shenzhen', env))),
+  intake: (env: Record<string, string>) => buildIntake(readIntakeConfig(serviceEnv('shenzhen', env))),
+  gateway: (env: Record<string, string>) => buildGateway(readGatewayConfig(serviceEnv('shenzhen', env))),
+}
 
 async function ready(app: FastifyInstance) {
   const response = await app.inject({ method: 'GET', url: '/health/ready' })
@@ -20,7 +31,7 @@ async function until(app: FastifyInstance, status: number, ms = 15_000) {
   return last
 }
 
-describe('readiness follows PostgreSQL and Redis', () => {
+describe.each(Object.entries(SERVICES))('%s readiness follows PostgreSQL and Redis', (_service, build) => {
   let postgres: TcpProxy
   let redis: TcpProxy
   let app: FastifyInstance
@@ -29,7 +40,7 @@ describe('readiness follows PostgreSQL and Redis', () => {
     const { databaseUrl, redisUrl } = testResources()
     postgres = await TcpProxy.forUrl(databaseUrl).start()
     redis = await TcpProxy.forUrl(redisUrl).start()
-    app = await buildFixtureApp({ DATABASE_URL: postgres.rewrite(databaseUrl), REDIS_URL: redis.rewrite(redisUrl) })
+    app = await build({ DATABASE_URL: postgres.rewrite(databaseUrl), REDIS_URL: redis.rewrite(redisUrl) })
     await app.ready()
   })
   afterAll(async () => {
@@ -68,7 +79,7 @@ describe('readiness follows PostgreSQL and Redis', () => {
   })
 
   it('is not ready when started against ports where nothing listens', async () => {
-    const dead = await buildFixtureApp({
+    const dead = await build({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
       REDIS_URL: 'redis://127.0.0.1:1',
     })
