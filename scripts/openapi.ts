@@ -7,10 +7,12 @@
  *
  * The instances are built without opening any connection: nothing but the code is needed.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import SwaggerParser from '@apidevtools/swagger-parser'
+import { devSecretsEnv, ensureDevSecrets } from '@pilot/kit'
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildGateway } from '../services/gateway/src/app.ts'
 import { readGatewayConfig } from '../services/gateway/src/config.ts'
@@ -20,12 +22,16 @@ import { buildApp as buildResidence } from '../services/residence/src/app.ts'
 import { readResidenceConfig } from '../services/residence/src/config.ts'
 
 const repoRoot = new URL('../', import.meta.url).pathname
+const throwawayKeys = mkdtempSync(join(tmpdir(), 'openapi-keys-'))
+ensureDevSecrets(throwawayKeys, ['shenzhen'])
 const offlineEnv = {
   CITY: 'shenzhen',
   DATABASE_URL: 'postgres://openapi@127.0.0.1:1/openapi',
   REDIS_URL: 'redis://127.0.0.1:1',
   PILOT_CONFIG: join(repoRoot, 'infra/pilot.yaml'),
   LOG_LEVEL: 'silent',
+  // Throwaway keys: the services read them at start, but the documents do not depend on them.
+  ...devSecretsEnv(throwawayKeys, 'shenzhen'),
 }
 
 const services: Record<string, () => Promise<FastifyInstance>> = {
@@ -92,3 +98,4 @@ async function main(): Promise<number> {
 }
 
 process.exitCode = await main()
+rmSync(throwawayKeys, { recursive: true, force: true })

@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadPilotProfile } from '@pilot/kit'
+import { devSecretsEnv, ensureDevSecrets, loadPilotProfile } from '@pilot/kit'
 import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
 import pg from 'pg'
 
@@ -20,6 +20,7 @@ const root = new URL('../', import.meta.url).pathname
 const pilotConfig = join(root, 'infra/pilot.yaml')
 const stateDir = join(root, '.pilot')
 const logDir = join(stateDir, 'logs')
+const keysDir = join(stateDir, 'keys')
 
 const { values } = parseArgs({ options: { city: { type: 'string', multiple: true } } })
 const profile = loadPilotProfile(pilotConfig)
@@ -80,6 +81,7 @@ function start(city: CityProfile, service: (typeof SERVICE_NAMES)[number]): Chil
       PILOT_CONFIG: pilotConfig,
       MIGRATE_ON_START: 'true',
       LOG_FILE: join(logDir, `${city.id}-${service}.log`),
+      ...devSecretsEnv(keysDir, city.id),
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
@@ -125,6 +127,11 @@ process.on('SIGINT', () => void stopAll(0))
 process.on('SIGTERM', () => void stopAll(0))
 
 mkdirSync(logDir, { recursive: true })
+// Keys are generated on this machine on first run and kept (outside git), so data encrypted under them stays readable.
+ensureDevSecrets(
+  keysDir,
+  profile.cities.map((city) => city.id),
+)
 await ensureDatabases()
 for (const city of cities) for (const service of SERVICE_NAMES) start(city, service)
 

@@ -34,6 +34,12 @@ export const BaseEnv = {
     Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', description: 'Key prefix for queues; defaults to pilot:<CITY>' }),
   ),
   PILOT_CONFIG: Type.String({ minLength: 1, description: 'Path of the pilot profile, e.g. infra/pilot.yaml' }),
+  AUTH_ISSUER: Type.String({ minLength: 1, description: "Issuer (iss) of the city identity provider's tokens" }),
+  AUTH_AUDIENCE: Type.String({ minLength: 1, description: 'Audience (aud) the tokens must carry for this city' }),
+  AUTH_JWKS_URL: Type.String({
+    pattern: '^(https?|file):',
+    description: "The identity provider's JWKS: an https URL, or a file: URL for the development identity provider",
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info', description: 'pino log level' },
@@ -62,6 +68,7 @@ export interface ServiceConfig {
   databasePoolMax: number
   redisUrl: string
   redisPrefix: string
+  auth: { issuer: string; audience: string; jwksUrl: string }
   logLevel: BaseEnv['LOG_LEVEL']
   logFile: string | undefined
   migrateOnStart: boolean
@@ -141,6 +148,7 @@ export function loadConfig<E extends TProperties>(
     databasePoolMax: parsed.DATABASE_POOL_MAX,
     redisUrl: parsed.REDIS_URL,
     redisPrefix: parsed.REDIS_PREFIX ?? `pilot:${parsed.CITY}`,
+    auth: { issuer: parsed.AUTH_ISSUER, audience: parsed.AUTH_AUDIENCE, jwksUrl: parsed.AUTH_JWKS_URL },
     logLevel: parsed.LOG_LEVEL,
     logFile: parsed.LOG_FILE,
     migrateOnStart: parsed.MIGRATE_ON_START,

@@ -31,6 +31,13 @@ export function problemResponses(descriptions: Record<number, string>) {
   return responses
 }
 
+/** The `security` and problem responses of a route that needs a bearer token. */
+export const AUTH_PROBLEMS = {
+  401: 'No token, or an expired, forged or foreign one',
+  403: "A token of another city, or without the route's role",
+} as const
+export const BEARER_SECURITY = [{ bearerAuth: [] }]
+
 /** The problems any route with a JSON body can answer with, plus the given ones. */
 export function standardProblemResponses(extra: Record<number, string> = {}) {
   return problemResponses({ ...STANDARD_PROBLEMS, ...extra })
@@ -46,7 +53,19 @@ export const openApiPlugin = fp(
       openapi: {
         openapi: '3.1.0',
         info: { title: options.title, description: options.description, version: options.version },
-        components: { schemas: {} },
+        components: {
+          schemas: {},
+          securitySchemes: {
+            bearerAuth: {
+              type: 'http',
+              scheme: 'bearer',
+              bearerFormat: 'JWT',
+              description:
+                "A token from the city's identity provider: iss and aud of this city, a `city` claim equal to this " +
+                'city and a `roles` claim (caseworker, reviewer, operator, auditor).',
+            },
+          },
+        },
       },
       hideUntagged: false,
     })

@@ -30,6 +30,11 @@ export const problems = {
   unauthorized: (detail: string) => new HttpProblem(401, PROBLEM_TYPES.unauthorized, 'Unauthorized', detail),
   forbidden: (detail: string) => new HttpProblem(403, PROBLEM_TYPES.forbidden, 'Forbidden', detail),
   badRequest: (detail: string) => new HttpProblem(400, PROBLEM_TYPES.badRequest, 'Bad request', detail),
+  /** A field that passed its schema but fails a rule the schema cannot express (a checksum, a date order). */
+  invalidField: (pointer: string, detail: string, part = 'body') =>
+    new HttpProblem(400, PROBLEM_TYPES.validation, 'Request validation failed', `${part}${pointer}: ${detail}`, {
+      errors: [{ in: part, pointer, detail }],
+    }),
 }
 
 interface SchemaError {

@@ -3,6 +3,7 @@ import { registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-prov
 import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
+import { authPlugin } from './auth.ts'
 import type { ServiceConfig } from './config.ts'
 import { ConfigError } from './config-error.ts'
 import { dbPlugin, type Migrations, migrateToLatest } from './db.ts'
@@ -87,6 +88,7 @@ export async function buildServiceApp(
     connect: options.connect,
   })
   await app.register(healthPlugin)
+  await app.register(authPlugin, { city: config.city, ...config.auth })
   await app.register(servicePlugin)
   return app
 }

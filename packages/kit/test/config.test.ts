@@ -10,6 +10,9 @@ const good = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pilot_zhuhai',
   REDIS_URL: 'redis://127.0.0.1:6379',
   PILOT_CONFIG: pilotConfigPath,
+  AUTH_ISSUER: 'https://idp.zhuhai.pilot.invalid',
+  AUTH_AUDIENCE: 'pilot-zhuhai',
+  AUTH_JWKS_URL: 'https://idp.zhuhai.pilot.invalid/jwks.json',
 }
 
 function configError(env: Record<string, string | undefined>): string {

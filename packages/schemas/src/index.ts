@@ -1,2 +1,5 @@
+export * from './civil-date.ts'
 export * from './common.ts'
+export * from './id-number.ts'
 export * from './pilot-profile.ts'
+export * from './residence-api.ts'

@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { type DevTokenOptions, devSecretsEnv, ensureDevSecrets, mintDevToken, type Role } from '@pilot/kit'
+import { CITY_IDS } from '@pilot/schemas'
 import { afterAll, inject } from 'vitest'
 import { createDatabase, dropDatabase } from './databases.ts'
 
@@ -33,6 +38,26 @@ export async function freshDatabase(label: string): Promise<string> {
   return url
 }
 
+let secretsDir: string | undefined
+
+/** This file's development secrets (keys of every city, the development IdP), generated on first use. */
+export function testSecretsDir(): string {
+  if (!secretsDir) {
+    secretsDir = mkdtempSync(join(tmpdir(), 'pilot-test-keys-'))
+    ensureDevSecrets(secretsDir, CITY_IDS)
+  }
+  return secretsDir
+}
+
+/** A token from `city`'s development identity provider. */
+export function token(
+  city: string,
+  roles: readonly Role[],
+  options: Omit<DevTokenOptions, 'roles'> = {},
+): Promise<string> {
+  return mintDevToken(testSecretsDir(), city, { ...options, roles })
+}
+
 /** The environment a service of `city` reads in tests: this file's database and Redis, the repository's profile. */
 export function serviceEnv(city: string, overrides: Record<string, string> = {}): Record<string, string> {
   const { databaseUrl, redisUrl, redisPrefix } = testResources()
@@ -46,6 +71,7 @@ export function serviceEnv(city: string, overrides: Record<string, string> = {})
     PILOT_CONFIG: pilotConfigPath,
     LOG_LEVEL: 'info',
     LOG_FILE: required('TEST_LOG_FILE'),
+    ...devSecretsEnv(testSecretsDir(), city),
     ...overrides,
   }
 }

@@ -1,7 +1,13 @@
 import { type BuildOptions, buildServiceApp, type ServiceDefinition } from '@pilot/kit'
+import { Signer } from '@pilot/signing'
 import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
 import type { ResidenceConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
+import type { ResidenceDatabase } from './db/schema.ts'
+import { evidenceImportRoutes } from './routes/evidence-import.ts'
+import { jwksRoutes } from './routes/jwks.ts'
+import { verificationRoutes } from './routes/verifications.ts'
 
 export const residenceService: ServiceDefinition = {
   name: 'residence',
@@ -13,5 +19,22 @@ export const residenceService: ServiceDefinition = {
 }
 
 export async function buildApp(config: ResidenceConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
-  return buildServiceApp(residenceService, config, async () => {}, options)
+  return buildServiceApp(
+    residenceService,
+    config,
+    async (app) => {
+      const context = {
+        db: app.db as Kysely<ResidenceDatabase>,
+        pilot: config.pilot,
+        city: config.cityProfile,
+        blindIndexKey: config.blindIndexKey,
+        matchingKey: config.matchingKey,
+        signer: new Signer(config.signingKeys),
+      }
+      await app.register(jwksRoutes, { keys: config.signingKeys })
+      await app.register(verificationRoutes, { config, context })
+      await app.register(evidenceImportRoutes, { config })
+    },
+    options,
+  )
 }

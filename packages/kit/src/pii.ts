@@ -1,0 +1,38 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+
+/**
+ * Personal data at rest (DESIGN.md, "Personal data"). An identity number is stored twice, neither time in clear:
+ * - a blind index, HMAC-SHA256 under the city's own key, so rows can be found by number without the number being
+ *   readable in the database or comparable with another city's database;
+ * - the number itself, encrypted with AES-256-GCM under the city's data key, for the rare reader whose role needs it.
+ */
+
+const VERSION = 1
+const IV_BYTES = 12
+const TAG_BYTES = 16
+
+/** Normal form before hashing: the check character X is case-insensitive and surrounding space is noise. */
+export function normaliseIdentity(idNumber: string): string {
+  return idNumber.trim().toUpperCase()
+}
+
+export function blindIndex(key: Buffer, idNumber: string): Buffer {
+  return createHmac('sha256', key).update(normaliseIdentity(idNumber)).digest()
+}
+
+/** version (1 byte) | IV (12) | GCM tag (16) | ciphertext */
+export function encryptPii(key: Buffer, plaintext: string): Buffer {
+  const iv = randomBytes(IV_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+  return Buffer.concat([Buffer.from([VERSION]), iv, cipher.getAuthTag(), ciphertext])
+}
+
+export function decryptPii(key: Buffer, sealed: Buffer): string {
+  if (sealed[0] !== VERSION) throw new Error(`unknown encryption version ${sealed[0]}`)
+  const iv = sealed.subarray(1, 1 + IV_BYTES)
+  const tag = sealed.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES)
+  const decipher = createDecipheriv('aes-256-gcm', key, iv)
+  decipher.setAuthTag(tag)
+  return Buffer.concat([decipher.update(sealed.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8')
+}

@@ -1,0 +1,76 @@
+import { type Static, Type } from 'typebox'
+import { IsoDate, StrictObject } from './common.ts'
+import { EvidenceKind } from './pilot-profile.ts'
+
+/** Reason codes of a residence verification. Stable: partner systems and caseworker screens branch on them. */
+export const RESIDENCE_REASONS = [
+  'no_residence_record',
+  'residence_too_short',
+  'not_resident_on_date',
+  'hukou_city_not_in_pilot',
+  'same_city',
+] as const
+export type ResidenceReason = (typeof RESIDENCE_REASONS)[number]
+
+export const VerificationRequest = StrictObject(
+  {
+    idNumber: Type.String({ pattern: '^[0-9]{17}[0-9Xx]$', description: 'Resident identity number (GB 11643)' }),
+    hukouCity: Type.String({
+      pattern: '^[a-z][a-z_]{1,31}$',
+      description: 'City of household registration; a city outside the pilot is answered with hukou_city_not_in_pilot',
+    }),
+    asOf: Type.Optional(
+      Type.String({ format: 'date', description: 'Date to decide for; defaults to today in Asia/Shanghai' }),
+    ),
+  },
+  { title: 'VerificationRequest' },
+)
+export type VerificationRequest = Static<typeof VerificationRequest>
+
+export const EvidenceUsed = StrictObject(
+  {
+    kind: EvidenceKind,
+    validFrom: IsoDate,
+    validTo: Type.Union([IsoDate, Type.Null()], { description: 'null: still valid' }),
+    sourceRef: Type.String(),
+  },
+  { title: 'EvidenceUsed' },
+)
+
+export const VerificationResult = StrictObject(
+  {
+    eligible: Type.Boolean(),
+    reasons: Type.Array(Type.Enum([...RESIDENCE_REASONS])),
+    asOf: IsoDate,
+    residenceSince: Type.Union([IsoDate, Type.Null()], {
+      description: 'Start of the continuous residence that covers asOf',
+    }),
+    qualifiesOn: Type.Union([IsoDate, Type.Null()], { description: 'residenceSince plus the required months' }),
+    monthsResided: Type.Integer({ minimum: 0, description: 'Whole months from residenceSince to asOf' }),
+    evidenceUsed: Type.Array(EvidenceUsed, { description: "The applicant's records that make up that residence" }),
+    rule: Type.String({ description: 'Version of the rule applied' }),
+    attestation: Type.String({
+      description:
+        "Compact JWS (typ residence-attestation+jwt) signed with the city's key; verifiable with the city's JWKS",
+    }),
+  },
+  { title: 'VerificationResult' },
+)
+export type VerificationResult = Static<typeof VerificationResult>
+
+export const ImportLineError = StrictObject({ line: Type.Integer({ minimum: 1 }), reason: Type.String() })
+
+export const ImportSummary = StrictObject(
+  {
+    importId: Type.String({ format: 'uuid' }),
+    format: Type.Enum(['ndjson', 'csv']),
+    received: Type.Integer({ minimum: 0, description: 'Records read from the feed' }),
+    inserted: Type.Integer({ minimum: 0 }),
+    updated: Type.Integer({ minimum: 0, description: 'Records already held whose dates changed' }),
+    unchanged: Type.Integer({ minimum: 0, description: 'Records already held as they are' }),
+    rejected: Type.Integer({ minimum: 0 }),
+    errors: Type.Array(ImportLineError, { description: 'Each bad line with its reason (the first 1000)' }),
+    errorsTruncated: Type.Boolean(),
+  },
+  { title: 'ImportSummary' },
+)

@@ -1,0 +1,5 @@
+export * from './attestation.ts'
+export * from './canonical-json.ts'
+export * from './errors.ts'
+export * from './jws.ts'
+export * from './keys.ts'

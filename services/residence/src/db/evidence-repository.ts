@@ -1,0 +1,71 @@
+import type { EvidenceKind } from '@pilot/schemas'
+import { type Kysely, sql, type Transaction } from 'kysely'
+import type { ResidenceDatabase } from './schema.ts'
+
+type Db = Kysely<ResidenceDatabase> | Transaction<ResidenceDatabase>
+
+/** A feed row ready for the store: the identity number only as blind index and ciphertext. */
+export interface SealedEvidence {
+  personIndex: Buffer
+  idNumberSealed: Buffer
+  kind: EvidenceKind
+  validFrom: string
+  validTo: string | null
+  sourceRef: string
+}
+
+export interface UpsertOutcome {
+  inserted: number
+  updated: number
+  unchanged: number
+}
+
+/**
+ * Inserts a batch, idempotent on (person, kind, sourceRef). A row already held with the same dates is left alone
+ * (re-importing a feed changes nothing); one whose dates changed — a registration that has since ended — is
+ * updated. One statement per batch: arrays are unnested server-side.
+ */
+export async function upsertEvidence(
+  db: Db,
+  city: string,
+  importId: string,
+  rows: SealedEvidence[],
+): Promise<UpsertOutcome> {
+  if (rows.length === 0) return { inserted: 0, updated: 0, unchanged: 0 }
+  const { rows: written } = await sql<{ inserted: boolean }>`
+    insert into evidence (person_index, id_number_sealed, city, kind, valid_from, valid_to, source_ref, import_id)
+    select person_index, id_number_sealed, ${city}, kind, valid_from, valid_to, source_ref, ${importId}::uuid
+    from unnest(
+      ${rows.map((row) => row.personIndex)}::bytea[],
+      ${rows.map((row) => row.idNumberSealed)}::bytea[],
+      ${rows.map((row) => row.kind)}::text[],
+      ${rows.map((row) => row.validFrom)}::date[],
+      ${rows.map((row) => row.validTo)}::date[],
+      ${rows.map((row) => row.sourceRef)}::text[]
+    ) as feed(person_index, id_number_sealed, kind, valid_from, valid_to, source_ref)
+    on conflict (person_index, kind, source_ref) do update
+      set valid_from = excluded.valid_from, valid_to = excluded.valid_to, import_id = excluded.import_id, updated_at = now()
+      where (evidence.valid_from, evidence.valid_to) is distinct from (excluded.valid_from, excluded.valid_to)
+    returning (xmax = 0) as inserted`.execute(db)
+  const inserted = written.filter((row) => row.inserted).length
+  const updated = written.length - inserted
+  return { inserted, updated, unchanged: rows.length - written.length }
+}
+
+export interface StoredEvidence {
+  kind: EvidenceKind
+  validFrom: string
+  validTo: string | null
+  sourceRef: string
+}
+
+/** Every record of one person of the given kinds; served by the (person_index, kind, source_ref) index. */
+export async function findEvidence(db: Db, personIndex: Buffer, kinds: readonly string[]): Promise<StoredEvidence[]> {
+  return db
+    .selectFrom('evidence')
+    .select(['kind', 'valid_from as validFrom', 'valid_to as validTo', 'source_ref as sourceRef'])
+    .where('person_index', '=', personIndex)
+    .where('kind', 'in', kinds as EvidenceKind[])
+    .orderBy('valid_from')
+    .execute()
+}

@@ -1,0 +1,38 @@
+import type { EvidenceKind } from '@pilot/schemas'
+import type { ColumnType, Generated } from 'kysely'
+
+/** The residence service's tables (schema `residence` of the city database). */
+export interface ResidenceDatabase {
+  evidence: EvidenceTable
+  imports: ImportTable
+}
+
+export interface EvidenceTable {
+  id: Generated<string>
+  /** HMAC-SHA256 of the identity number under the city's blind-index key. */
+  person_index: Buffer
+  /** The identity number, AES-256-GCM under the city's data key. */
+  id_number_sealed: Buffer
+  city: string
+  kind: EvidenceKind
+  valid_from: string
+  valid_to: string | null
+  source_ref: string
+  import_id: string
+  imported_at: ColumnType<Date, never, never>
+  updated_at: ColumnType<Date, never, Date>
+}
+
+export interface ImportTable {
+  id: string
+  record_type: string
+  format: string
+  actor: string
+  started_at: ColumnType<Date, never, never>
+  finished_at: Date | null
+  received: number
+  inserted: number
+  updated: number
+  unchanged: number
+  rejected: number
+}
