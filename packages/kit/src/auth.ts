@@ -21,8 +21,11 @@ declare module 'fastify' {
     caller?: Caller
   }
   interface FastifyInstance {
-    /** An onRequest hook admitting callers of this city holding at least one of `roles`. */
-    authorize(roles: readonly Role[]): onRequestHookHandler
+    /**
+     * An onRequest hook admitting callers of this city holding at least one of `roles`. With `cookie`, a token in that
+     * cookie is accepted too (for pages an operator opens in a browser, which cannot send a bearer header).
+     */
+    authorize(roles: readonly Role[], options?: { cookie?: string }): onRequestHookHandler
   }
 }
 
@@ -44,6 +47,14 @@ export function keySetFor(jwksUrl: string): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5000 })
 }
 
+function readCookie(request: FastifyRequest, name: string): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=')
+    if (key === name) return decodeURIComponent(value.join('='))
+  }
+  return undefined
+}
+
 function unauthorized(reply: FastifyReply, detail: string): HttpProblem {
   reply.header('www-authenticate', 'Bearer realm="pilot", error="invalid_token"')
   return problems.unauthorized(detail)
@@ -58,9 +69,13 @@ export const authPlugin = fp(
   async (app: FastifyInstance, options: AuthOptions) => {
     const keys = keySetFor(options.jwksUrl)
 
-    async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<Caller> {
+    async function authenticate(request: FastifyRequest, reply: FastifyReply, cookie?: string): Promise<Caller> {
       const header = request.headers.authorization
-      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+      const token = header?.startsWith('Bearer ')
+        ? header.slice(7).trim()
+        : cookie
+          ? readCookie(request, cookie)
+          : undefined
       if (!token) throw unauthorized(reply, 'A bearer token from the city identity provider is required')
       let payload: Record<string, unknown>
       try {
@@ -85,9 +100,9 @@ export const authPlugin = fp(
       return { id: payload.sub, city: payload.city, roles }
     }
 
-    app.decorate('authorize', (roles: readonly Role[]): onRequestHookHandler => {
+    app.decorate('authorize', (roles: readonly Role[], hookOptions: { cookie?: string } = {}): onRequestHookHandler => {
       return async (request, reply) => {
-        const caller = await authenticate(request, reply)
+        const caller = await authenticate(request, reply, hookOptions.cookie)
         if (caller.city !== options.city) {
           throw problems.forbidden(`The token is for ${caller.city}; this service serves ${options.city}`)
         }

@@ -47,6 +47,10 @@ export const BaseEnv = {
   LOG_FILE: Type.Optional(
     Type.String({ minLength: 1, description: 'Append JSON log lines to this file instead of standard output' }),
   ),
+  SERVICE_MODE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')], {
+    default: 'all',
+    description: 'api: serve HTTP only; worker: run queue workers (and health) only; all: both. Scale them apart.',
+  }),
   MIGRATE_ON_START: Type.Boolean({ default: false, description: 'Run pending database migrations before listening' }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1048576, minimum: 1024, description: 'Largest request body accepted' }),
   SHUTDOWN_GRACE_MS: Type.Integer({
@@ -72,6 +76,7 @@ export interface ServiceConfig {
   logLevel: BaseEnv['LOG_LEVEL']
   logFile: string | undefined
   migrateOnStart: boolean
+  mode: 'all' | 'api' | 'worker'
   bodyLimitBytes: number
   shutdownGraceMs: number
   pilot: PilotProfile
@@ -152,6 +157,7 @@ export function loadConfig<E extends TProperties>(
     logLevel: parsed.LOG_LEVEL,
     logFile: parsed.LOG_FILE,
     migrateOnStart: parsed.MIGRATE_ON_START,
+    mode: parsed.SERVICE_MODE,
     bodyLimitBytes: parsed.BODY_LIMIT_BYTES,
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
     pilot,

@@ -1,7 +1,8 @@
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { jwkThumbprint } from '@pilot/signing'
 import { importJWK, SignJWT } from 'jose'
 import type { Role } from './auth.ts'
 
@@ -14,14 +15,7 @@ import type { Role } from './auth.ts'
 
 type Jwk = Record<string, string>
 
-/** RFC 7638 thumbprint of an EC or OKP public key. */
-export function jwkThumbprint(jwk: Jwk): string {
-  const members =
-    jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
-}
-
-/** A new ES256 private JWK whose kid is its thumbprint. */
+/** A new ES256 private JWK whose kid is its thumbprint (synchronous, unlike @pilot/signing's generateSigningKey). */
 export function generateEs256Jwk(): Jwk {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const jwk = privateKey.export({ format: 'jwk' }) as Jwk

@@ -67,7 +67,8 @@ export const openApiPlugin = fp(
           },
         },
       },
-      hideUntagged: false,
+      // Third-party UIs mounted on a service (Bull Board) have no schemas; every API route of ours is tagged.
+      hideUntagged: true,
     })
     await app.register(swaggerUi, { routePrefix: '/docs', logLevel: 'warn' })
   },

@@ -88,6 +88,17 @@ export function sendProblem(reply: FastifyReply, problem: Problem & Record<strin
     .send({ ...problem, requestId: reply.request.id })
 }
 
+/** Sends an HttpProblem directly, for places that bypass the error handler (a third-party plugin's own scope). */
+export function sendHttpProblem(reply: FastifyReply, error: HttpProblem): FastifyReply {
+  return sendProblem(reply, {
+    ...error.extensions,
+    type: error.type,
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+  })
+}
+
 /** Maps Fastify's own client errors (parsing, content type, size) to stable problem types. */
 const FASTIFY_CLIENT_ERRORS: Record<string, { type: string; title: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { type: PROBLEM_TYPES.malformedJson, title: 'Malformed JSON body' },

@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto'
-import { registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import { registerAjvFormats } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, LogController } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifySchemaCompiler,
+  type FastifySchemaValidationError,
+  LogController,
+} from 'fastify'
 import pino, { type DestinationStream } from 'pino'
+import type { TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { Value } from 'typebox/value'
 import { authPlugin } from './auth.ts'
 import type { ServiceConfig } from './config.ts'
 import { ConfigError } from './config-error.ts'
@@ -15,6 +25,19 @@ import { problemsPlugin } from './problems.ts'
 import { redisPlugin } from './redis.ts'
 
 registerAjvFormats()
+
+/**
+ * TypeBox validation. Bodies are checked exactly as sent: no coercion, no defaults, unknown properties rejected by the
+ * schemas. Query strings, params and headers arrive as strings, so they get their defaults and are converted first.
+ */
+const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const check = Compile(schema)
+  return (value: unknown) => {
+    const prepared = httpPart === 'body' ? value : Value.Convert(schema, Value.Default(schema, Value.Clone(value)))
+    if (check.Check(prepared)) return { value: prepared }
+    return { error: check.Errors(prepared) as unknown as FastifySchemaValidationError[] }
+  }
+}
 
 /** What a service tells the kit about itself. */
 export interface ServiceDefinition {
@@ -61,9 +84,7 @@ export async function buildServiceApp(
     },
     ajv: { customOptions: { removeAdditional: false } },
   })
-  // TypeBox validation: bodies are checked exactly as sent (no coercion, unknown properties rejected by the schemas);
-  // query strings, params and headers are converted from strings first.
-  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  app.setValidatorCompiler(validatorCompiler)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

@@ -1,5 +1,6 @@
 export * from './civil-date.ts'
 export * from './common.ts'
+export * from './federation.ts'
 export * from './id-number.ts'
 export * from './pilot-profile.ts'
 export * from './residence-api.ts'

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox'
 import { CityId, IsoDate, StrictObject } from './common.ts'
+import { CASE_MESSAGE_TYPES } from './federation.ts'
 
 /**
  * The pilot profile: one file (infra/pilot.yaml) that every service of every city reads. It names the cities, where
@@ -55,6 +56,14 @@ export const CityProfile = StrictObject({
   federation: StrictObject({
     gatewayUrl: HttpUrl,
     jwksUrl: HttpUrl,
+    acceptsFrom: Type.Record(
+      Type.String({ pattern: '^[a-z]+$' }),
+      Type.Array(Type.Enum([...CASE_MESSAGE_TYPES]), { uniqueItems: true }),
+      {
+        description:
+          'Which message types this city accepts from each partner city; a partner or type not listed is refused',
+      },
+    ),
   }),
   policy: StrictObject({
     residence: ResidencePolicy,

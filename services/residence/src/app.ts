@@ -1,4 +1,4 @@
-import { type BuildOptions, buildServiceApp, type ServiceDefinition } from '@pilot/kit'
+import { type BuildOptions, buildServiceApp, jwksRoutes, type ServiceDefinition } from '@pilot/kit'
 import { Signer } from '@pilot/signing'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
@@ -6,7 +6,6 @@ import type { ResidenceConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
 import type { ResidenceDatabase } from './db/schema.ts'
 import { evidenceImportRoutes } from './routes/evidence-import.ts'
-import { jwksRoutes } from './routes/jwks.ts'
 import { verificationRoutes } from './routes/verifications.ts'
 
 export const residenceService: ServiceDefinition = {
@@ -31,7 +30,11 @@ export async function buildApp(config: ResidenceConfig, options: BuildOptions = 
         matchingKey: config.matchingKey,
         signer: new Signer(config.signingKeys),
       }
-      await app.register(jwksRoutes, { keys: config.signingKeys })
+      await app.register(jwksRoutes, {
+        keys: config.signingKeys,
+        cacheSeconds: 300,
+        summary: "Public keys of this city's residence attestations (the gateway publishes the same keys)",
+      })
       await app.register(verificationRoutes, { config, context })
       await app.register(evidenceImportRoutes, { config })
     },

@@ -1,0 +1,107 @@
+import type { CityProfile, MessageType, PilotProfile } from '@pilot/schemas'
+import { type Jwks, JwksVerifier } from '@pilot/signing'
+
+export interface Partner {
+  id: string
+  gatewayUrl: string
+  jwksUrl: string
+  /** What we accept from this partner (deny by default). */
+  accepts: ReadonlySet<string>
+}
+
+interface CachedKeys {
+  verifier: JwksVerifier
+  kids: Set<string>
+  fetchedAt: number
+}
+
+export class PartnerKeysUnavailable extends Error {}
+
+/**
+ * The partner cities of the pilot profile and their public keys. A partner's JWKS is fetched on first need, trusted
+ * for `cacheSeconds`, and fetched again early when a message names a kid we have not seen — at most once every
+ * `refetchMinIntervalMs`, so a stream of forged kids cannot turn us into a load generator against the partner.
+ */
+export class PartnerDirectory {
+  private readonly partners = new Map<string, Partner>()
+  private readonly keys = new Map<string, CachedKeys>()
+  private readonly lastFetch = new Map<string, number>()
+  private readonly inflight = new Map<string, Promise<CachedKeys>>()
+
+  constructor(
+    pilot: PilotProfile,
+    self: CityProfile,
+    private readonly options: { cacheSeconds: number; refetchMinIntervalMs: number; fetchTimeoutMs?: number },
+  ) {
+    for (const city of pilot.cities) {
+      if (city.id === self.id) continue
+      const accepts = new Set<string>(self.federation.acceptsFrom[city.id] ?? [])
+      // Receipts are the answer to our own messages; every partner may send them.
+      accepts.add('receipt')
+      this.partners.set(city.id, {
+        id: city.id,
+        gatewayUrl: city.federation.gatewayUrl,
+        jwksUrl: city.federation.jwksUrl,
+        accepts,
+      })
+    }
+  }
+
+  get(id: string): Partner | undefined {
+    return this.partners.get(id)
+  }
+
+  all(): Partner[] {
+    return [...this.partners.values()]
+  }
+
+  accepts(partner: Partner, type: MessageType | string): boolean {
+    return partner.accepts.has(type)
+  }
+
+  /** A verifier holding the partner's keys, refreshed when stale or when `kid` is unknown (rate-limited). */
+  async verifierFor(partner: Partner, kid: string | undefined): Promise<JwksVerifier> {
+    const now = Date.now()
+    let cached = this.keys.get(partner.id)
+    const stale = !cached || now - cached.fetchedAt > this.options.cacheSeconds * 1000
+    const unknownKid = kid !== undefined && cached !== undefined && !cached.kids.has(kid)
+    const mayRefetch = now - (this.lastFetch.get(partner.id) ?? 0) >= this.options.refetchMinIntervalMs
+    if (stale || (unknownKid && mayRefetch)) {
+      try {
+        cached = await this.fetch(partner)
+      } catch (error) {
+        // Keep verifying with the keys we have while the partner's JWKS endpoint is down.
+        if (!cached) throw new PartnerKeysUnavailable((error as Error).message)
+      }
+    }
+    if (!cached) throw new PartnerKeysUnavailable(`no keys for ${partner.id}`)
+    return cached.verifier
+  }
+
+  private fetch(partner: Partner): Promise<CachedKeys> {
+    const running = this.inflight.get(partner.id)
+    if (running) return running
+    this.lastFetch.set(partner.id, Date.now())
+    const fetching = (async () => {
+      const response = await fetch(partner.jwksUrl, {
+        signal: AbortSignal.timeout(this.options.fetchTimeoutMs ?? 5000),
+      })
+      if (!response.ok) throw new Error(`${partner.jwksUrl} answered ${response.status}`)
+      const jwks = (await response.json()) as Jwks
+      if (!Array.isArray(jwks?.keys)) throw new Error(`${partner.jwksUrl} is not a JWKS`)
+      const entry = {
+        verifier: new JwksVerifier(jwks),
+        kids: new Set(jwks.keys.map((key) => key.kid)),
+        fetchedAt: Date.now(),
+      }
+      this.keys.set(partner.id, entry)
+      return entry
+    })()
+    this.inflight.set(partner.id, fetching)
+    fetching.then(
+      () => this.inflight.delete(partner.id),
+      () => this.inflight.delete(partner.id),
+    )
+    return fetching
+  }
+}
