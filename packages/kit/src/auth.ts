@@ -5,8 +5,8 @@ import fp from 'fastify-plugin'
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose'
 import { type HttpProblem, problems } from './problems.ts'
 
-/** The roles a city's identity provider may grant. */
-export const ROLES = ['caseworker', 'reviewer', 'operator', 'auditor'] as const
+/** The roles a city's identity provider may grant. `system` is a service acting for itself (a queue worker). */
+export const ROLES = ['caseworker', 'reviewer', 'operator', 'auditor', 'system'] as const
 export type Role = (typeof ROLES)[number]
 
 /** Who is calling, as the city's identity provider vouches. `id` is the IdP's pseudonymous subject. */

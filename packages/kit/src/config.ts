@@ -80,6 +80,7 @@ export interface ServiceConfig {
   bodyLimitBytes: number
   shutdownGraceMs: number
   pilot: PilotProfile
+  pilotConfigPath: string
   /** This city's entry of the pilot profile. */
   cityProfile: CityProfile
 }
@@ -161,6 +162,7 @@ export function loadConfig<E extends TProperties>(
     bodyLimitBytes: parsed.BODY_LIMIT_BYTES,
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
     pilot,
+    pilotConfigPath: parsed.PILOT_CONFIG,
     cityProfile,
     env: parsed,
   }

@@ -63,6 +63,8 @@ export function devSecretsEnv(dir: string, city: string): Record<string, string>
     BLIND_INDEX_KEY_FILE: join(cityDir, 'blind-index.key'),
     PII_ENCRYPTION_KEY_FILE: join(cityDir, 'pii.key'),
     MATCHING_KEY_FILE: join(dir, 'matching.key'),
+    // In development the IdP's own key signs service tokens; in production the IdP trusts the service's key.
+    SERVICE_IDENTITY_KEY_FILE: join(cityDir, 'idp-private.jwk.json'),
   }
 }
 

@@ -84,7 +84,13 @@ export const CaseTransferBody = StrictObject(
 )
 
 export const CaseAcceptedBody = StrictObject(
-  { acceptedAt: Type.String({ format: 'date-time' }), reviewDeadline: IsoDate },
+  {
+    acceptedAt: Type.String({ format: 'date-time' }),
+    reviewDeadline: IsoDate,
+    reviewDeadlineProvisional: Type.Boolean({
+      description: 'True when the deadline runs into a year whose holiday calendar is not yet published',
+    }),
+  },
   { title: 'CaseAcceptedBody' },
 )
 export const CaseRefusedBody = StrictObject(

@@ -66,7 +66,10 @@ export const ImportSummary = StrictObject(
     format: Type.Enum(['ndjson', 'csv']),
     received: Type.Integer({ minimum: 0, description: 'Records read from the feed' }),
     inserted: Type.Integer({ minimum: 0 }),
-    updated: Type.Integer({ minimum: 0, description: 'Records already held whose dates changed' }),
+    updated: Type.Integer({
+      minimum: 0,
+      description: 'Records already held that changed (their dates, or for registrations the household)',
+    }),
     unchanged: Type.Integer({ minimum: 0, description: 'Records already held as they are' }),
     rejected: Type.Integer({ minimum: 0 }),
     errors: Type.Array(ImportLineError, { description: 'Each bad line with its reason (the first 1000)' }),
@@ -74,3 +77,34 @@ export const ImportSummary = StrictObject(
   },
   { title: 'ImportSummary' },
 )
+
+/** The pilot-wide matching hash of an identity number: HMAC-SHA256 under the matching key, base64url, 43 characters. */
+export const MatchingSubject = Type.String({
+  pattern: '^[A-Za-z0-9_-]{43}$',
+  description: "matchingHash of the applicant's identity number, as an incoming transfer names them",
+})
+
+export const RegistrationConfirmRequest = StrictObject(
+  {
+    subject: MatchingSubject,
+    asOf: Type.Optional(
+      Type.String({ format: 'date', description: 'Date to confirm for; defaults to today in Asia/Shanghai' }),
+    ),
+  },
+  { title: 'RegistrationConfirmRequest' },
+)
+export type RegistrationConfirmRequest = Static<typeof RegistrationConfirmRequest>
+
+export const RegistrationConfirmResult = StrictObject(
+  {
+    registered: Type.Boolean({ description: 'Whether the person holds a household registration here on asOf' }),
+    registeredSince: Type.Union([IsoDate, Type.Null()], {
+      description: 'Start of the registration that stands on asOf; null when not registered',
+    }),
+    householdRef: Type.Union([Type.String(), Type.Null()], {
+      description: "The registry's household reference of that registration; null when not registered or not given",
+    }),
+  },
+  { title: 'RegistrationConfirmResult' },
+)
+export type RegistrationConfirmResult = Static<typeof RegistrationConfirmResult>

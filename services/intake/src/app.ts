@@ -1,7 +1,23 @@
-import { type BuildOptions, buildServiceApp, type ServiceDefinition } from '@pilot/kit'
+import {
+  type BuildOptions,
+  buildServiceApp,
+  type QueueRegistry,
+  type ServiceDefinition,
+  ServiceIdentity,
+} from '@pilot/kit'
+import type { FederationQueues } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { CaseContext } from './cases/context.ts'
+import { profileJwksSource } from './cases/inbound.ts'
+import { ResidenceClient } from './clients/residence.ts'
 import type { IntakeConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
+import type { IntakeDatabase } from './db/schema.ts'
+import { loadWorkingDayCalendar } from './domain/working-days.ts'
+import { applicationRoutes } from './routes/applications.ts'
+import { incomingRoutes } from './routes/incoming.ts'
+import { startIntakeWorkers } from './workers/federation.ts'
 
 export const intakeService: ServiceDefinition = {
   name: 'intake',
@@ -13,5 +29,47 @@ export const intakeService: ServiceDefinition = {
 }
 
 export async function buildApp(config: IntakeConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
-  return buildServiceApp(intakeService, config, async () => {}, options)
+  return buildServiceApp(
+    intakeService,
+    config,
+    async (app) => {
+      const identity = new ServiceIdentity(config.serviceIdentityKeyFile, {
+        issuer: config.auth.issuer,
+        audience: config.auth.audience,
+        city: config.city,
+        service: 'intake',
+      })
+      const context: CaseContext = {
+        city: config.city,
+        regionCode: config.cityProfile.regionCode,
+        pilot: config.pilot,
+        timeZone: config.pilot.timeZone,
+        db: app.db as Kysely<IntakeDatabase>,
+        queues: app.queues as unknown as QueueRegistry<FederationQueues>,
+        piiKey: config.piiKey,
+        blindIndexKey: config.blindIndexKey,
+        matchingKey: config.matchingKey,
+        calendar: loadWorkingDayCalendar(config.calendarFile),
+        residence: new ResidenceClient(config.residenceUrl, identity, config.residenceTimeoutMs),
+        reviewWorkingDays: {
+          sameCity: config.cityProfile.policy.reviewDeadlines.sameCityWorkingDays,
+          crossCity: config.cityProfile.policy.reviewDeadlines.crossCityWorkingDays,
+        },
+        log: app.log,
+      }
+      const workersRun = config.mode !== 'api' && options.connect !== false
+      const workers = workersRun
+        ? startIntakeWorkers(app, context, {
+            relayIntervalMs: config.outboxRelayIntervalMs,
+            resendAfterSeconds: config.outboxResendAfterSeconds,
+            jwksOf: profileJwksSource(context),
+          })
+        : undefined
+      if (config.mode !== 'worker') {
+        await app.register(applicationRoutes, { context, relayNow: async () => workers?.relayNow() })
+        await app.register(incomingRoutes, { context })
+      }
+    },
+    options,
+  )
 }

@@ -5,14 +5,16 @@ import type { Kysely } from 'kysely'
 import type { ResidenceConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
 import type { ResidenceDatabase } from './db/schema.ts'
-import { evidenceImportRoutes } from './routes/evidence-import.ts'
+import { feedImportRoutes } from './routes/feed-import.ts'
+import { registrationRoutes } from './routes/registrations.ts'
 import { verificationRoutes } from './routes/verifications.ts'
 
 export const residenceService: ServiceDefinition = {
   name: 'residence',
   title: 'Residence verification service',
   description:
-    "The city's residence evidence and household registration records: the 3-month rule and signed residence attestations.",
+    "The city's residence evidence and household registration records: the 3-month rule, signed residence " +
+    'attestations, and confirmation that a person named by the matching hash is registered (hukou) here.',
   version: '0.1.0',
   migrations,
 }
@@ -36,7 +38,8 @@ export async function buildApp(config: ResidenceConfig, options: BuildOptions = 
         summary: "Public keys of this city's residence attestations (the gateway publishes the same keys)",
       })
       await app.register(verificationRoutes, { config, context })
-      await app.register(evidenceImportRoutes, { config })
+      await app.register(feedImportRoutes, { config })
+      await app.register(registrationRoutes, { config })
     },
     options,
   )

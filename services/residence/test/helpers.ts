@@ -32,15 +32,17 @@ export async function residenceApp(city = 'shenzhen', env: Record<string, string
   return app
 }
 
+/** Posts a feed to the import of `records` (residence evidence unless told) as an operator of `city`. */
 export async function importFeed(
   app: FastifyInstance,
   city: string,
   body: string,
   contentType = 'application/x-ndjson',
+  records: 'evidence' | 'registrations' = 'evidence',
 ) {
   return app.inject({
     method: 'POST',
-    url: '/v1/residence/evidence:import',
+    url: `/v1/residence/${records}:import`,
     headers: { authorization: `Bearer ${await token(city, ['operator'])}`, 'content-type': contentType },
     payload: body,
   })

@@ -1,6 +1,8 @@
 import {
   AUTH_PROBLEMS,
   BEARER_SECURITY,
+  decodeCursor,
+  encodeCursor,
   problems,
   type QueueRegistry,
   queueOutbound,
@@ -63,19 +65,6 @@ const MessageQuery = StrictObject({
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
   cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,200}$' })),
 })
-
-function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url')
-}
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string]
-    if (Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(id)) throw new Error()
-    return [createdAt, id]
-  } catch {
-    throw problems.invalidField('/cursor', 'is not a cursor this service issued', 'querystring')
-  }
-}
 
 /** What operators use to keep transfer queues healthy. Metadata only: no message body leaves through here. */
 export async function opsRoutes(app: FastifyInstance, options: { db: Kysely<GatewayDatabase> }) {

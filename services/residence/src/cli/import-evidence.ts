@@ -1,10 +1,13 @@
 /**
- * Loads a registry feed from a file, with a progress bar: the same importer as POST /v1/residence/evidence:import,
- * run directly against the city database (same environment variables as the service).
+ * Loads a registry feed from a file, with a progress bar: the same importer as POST /v1/residence/evidence:import
+ * (or registrations:import with --records registrations), run directly against the city database (same environment
+ * variables as the service).
  *
- *   pnpm --filter @pilot/residence import:evidence <file.ndjson|file.csv> [--format ndjson|csv] [--errors bad.ndjson]
+ *   pnpm --filter @pilot/residence import:evidence <file.ndjson|file.csv> [--records evidence|registrations]
+ *     [--format ndjson|csv] [--errors bad.ndjson]
  *
- * Exit code: 0 when every line loaded, 2 when some lines were rejected (listed in --errors or on stderr), 1 on failure.
+ * Exit code: 0 when every line loaded, 2 when some lines were rejected (listed in --errors or on stderr), 1 on failure,
+ * 64 on a usage error.
  */
 import { createReadStream, createWriteStream, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -12,18 +15,23 @@ import { ConfigError, createDb } from '@pilot/kit'
 import { SingleBar } from 'cli-progress'
 import { readResidenceConfig } from '../config.ts'
 import type { ResidenceDatabase } from '../db/schema.ts'
-import { importEvidence } from '../feeds/import-evidence.ts'
+import { importFeed } from '../feeds/import.ts'
 import type { FeedFormat } from '../feeds/parse.ts'
+import { FEED_RECORD_TYPES, type FeedRecordName } from '../feeds/records.ts'
+
+const USAGE =
+  'usage: import-evidence <file> [--records evidence|registrations] [--format ndjson|csv] [--errors bad-lines.ndjson]\n'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { format: { type: 'string' }, errors: { type: 'string' } },
+  options: { records: { type: 'string', default: 'evidence' }, format: { type: 'string' }, errors: { type: 'string' } },
 })
 const file = positionals[0]
-if (!file) {
-  process.stderr.write('usage: import-evidence <file> [--format ndjson|csv] [--errors bad-lines.ndjson]\n')
+if (!file || !Object.hasOwn(FEED_RECORD_TYPES, values.records)) {
+  process.stderr.write(USAGE)
   process.exit(64)
 }
+const records = FEED_RECORD_TYPES[values.records as FeedRecordName]
 const format: FeedFormat = values.format === 'csv' || (!values.format && file.endsWith('.csv')) ? 'csv' : 'ndjson'
 
 let config: ReturnType<typeof readResidenceConfig>
@@ -42,7 +50,7 @@ const size = statSync(file).size
 const input = createReadStream(file, { highWaterMark: 256 * 1024 })
 const errorsOut = values.errors ? createWriteStream(values.errors) : undefined
 const bar = new SingleBar({
-  format: 'importing {bar} {percentage}% | {received} rows | {rejected} rejected | eta {eta_formatted}',
+  format: `importing ${records.name} {bar} {percentage}% | {received} rows | {rejected} rejected | eta {eta_formatted}`,
   hideCursor: true,
   noTTYOutput: true,
   notTTYSchedule: 5000,
@@ -50,13 +58,14 @@ const bar = new SingleBar({
 bar.start(size, 0, { received: 0, rejected: 0 })
 
 try {
-  const summary = await importEvidence(
+  const summary = await importFeed(
     {
       db,
       city: config.city,
       timeZone: config.pilot.timeZone,
       blindIndexKey: config.blindIndexKey,
       piiKey: config.piiKey,
+      matchingKey: config.matchingKey,
       batchSize: config.importBatchSize,
       actor: `cli:${process.env.USER ?? 'operator'}`,
       onReject: (bad) => {
@@ -64,6 +73,7 @@ try {
         else process.stderr.write(`line ${bad.line}: ${bad.reason}\n`)
       },
     },
+    records,
     format,
     input,
     (progress) => bar.update(input.bytesRead, { received: progress.received, rejected: progress.rejected }),

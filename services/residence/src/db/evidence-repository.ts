@@ -1,6 +1,7 @@
 import type { EvidenceKind } from '@pilot/schemas'
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type { ResidenceDatabase } from './schema.ts'
+import { type UpsertOutcome, upsertOutcome } from './upsert-outcome.ts'
 
 type Db = Kysely<ResidenceDatabase> | Transaction<ResidenceDatabase>
 
@@ -12,12 +13,6 @@ export interface SealedEvidence {
   validFrom: string
   validTo: string | null
   sourceRef: string
-}
-
-export interface UpsertOutcome {
-  inserted: number
-  updated: number
-  unchanged: number
 }
 
 /**
@@ -47,9 +42,7 @@ export async function upsertEvidence(
       set valid_from = excluded.valid_from, valid_to = excluded.valid_to, import_id = excluded.import_id, updated_at = now()
       where (evidence.valid_from, evidence.valid_to) is distinct from (excluded.valid_from, excluded.valid_to)
     returning (xmax = 0) as inserted`.execute(db)
-  const inserted = written.filter((row) => row.inserted).length
-  const updated = written.length - inserted
-  return { inserted, updated, unchanged: rows.length - written.length }
+  return upsertOutcome(written, rows.length)
 }
 
 export interface StoredEvidence {

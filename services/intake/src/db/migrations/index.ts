@@ -1,4 +1,7 @@
 import type { Migrations } from '@pilot/kit'
+import * as cases from './20260101T000000_cases.ts'
 
 /** Timestamp-named migrations, applied in name order. Each takes Kysely<any>: it is frozen in time. */
-export const migrations: Migrations = {}
+export const migrations: Migrations = {
+  '20260101T000000_cases': cases,
+}

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { blindIndex, encryptPii } from '@pilot/kit'
 import { todayIn } from '@pilot/schemas'
 import type { Kysely } from 'kysely'
-import { type SealedEvidence, upsertEvidence } from '../db/evidence-repository.ts'
 import type { ResidenceDatabase } from '../db/schema.ts'
-import { checkEvidenceRow } from '../domain/evidence-row.ts'
+import type { UpsertOutcome } from '../db/upsert-outcome.ts'
 import { type FeedFormat, readFeed } from './parse.ts'
 
 export interface BadLine {
@@ -26,12 +24,37 @@ export interface ImportSummary {
   errorsTruncated: boolean
 }
 
-export interface ImportContext {
-  db: Kysely<ResidenceDatabase>
+/** The keys a record type seals an identity number with, and what a row is checked against. */
+export interface SealingContext {
   city: string
-  timeZone: string
+  /** Today in the pilot's time zone: an identity number cannot carry a birth date after it. */
+  today: string
   blindIndexKey: Buffer
   piiKey: Buffer
+  matchingKey: Buffer
+}
+
+export type PreparedRow<Sealed> = { ok: true; key: string; row: Sealed } | { ok: false; reason: string }
+
+/**
+ * What differs between the kinds of records a feed can carry; reading the feed, batching, reporting bad lines and
+ * keeping the books in `imports` are the same for all of them (importFeed).
+ */
+export interface FeedRecordType<Sealed> {
+  /** Recorded as the import's record_type. */
+  name: string
+  /**
+   * Checks one record read from the feed; a good one comes back as the store keeps it (no identity number in clear)
+   * with its idempotency key, so that a feed repeating a record within one batch keeps its last version.
+   */
+  prepare(value: unknown, context: SealingContext): PreparedRow<Sealed>
+  /** Writes one batch in one statement, idempotently; a record already held unchanged is counted as unchanged. */
+  upsert(db: Kysely<ResidenceDatabase>, city: string, importId: string, rows: Sealed[]): Promise<UpsertOutcome>
+}
+
+export interface ImportContext extends Omit<SealingContext, 'today'> {
+  db: Kysely<ResidenceDatabase>
+  timeZone: string
   batchSize: number
   actor: string
   /** Called with every bad line, including those past the listed ones (the command-line tool writes them all). */
@@ -45,14 +68,21 @@ export const MAX_LISTED_ERRORS = 1000
  * Rows are written in batches as they stream in, so memory stays flat whatever the feed's size. Each batch commits on
  * its own: a feed cut off half-way keeps what was loaded, and sending it again completes it without duplicates.
  */
-export async function importEvidence(
+export async function importFeed<Sealed>(
   context: ImportContext,
+  records: FeedRecordType<Sealed>,
   format: FeedFormat,
   input: Readable,
   onBatch: (summary: ImportSummary) => void = () => {},
 ): Promise<ImportSummary> {
   const importId = randomUUID()
-  const today = todayIn(context.timeZone)
+  const sealing: SealingContext = {
+    city: context.city,
+    today: todayIn(context.timeZone),
+    blindIndexKey: context.blindIndexKey,
+    piiKey: context.piiKey,
+    matchingKey: context.matchingKey,
+  }
   const summary: ImportSummary = {
     importId,
     format,
@@ -68,7 +98,7 @@ export async function importEvidence(
     .insertInto('imports')
     .values({
       id: importId,
-      record_type: 'evidence',
+      record_type: records.name,
       format,
       actor: context.actor,
       finished_at: null,
@@ -80,8 +110,8 @@ export async function importEvidence(
     })
     .execute()
 
-  // Keyed by the idempotency key: a feed that repeats a row within one batch keeps its last version.
-  let batch = new Map<string, SealedEvidence>()
+  // Keyed by the idempotency key: one statement cannot update the same row twice.
+  let batch = new Map<string, Sealed>()
   const reject = (line: number, reason: string) => {
     summary.rejected++
     context.onReject?.({ line, reason })
@@ -91,7 +121,7 @@ export async function importEvidence(
   const flush = async () => {
     const rows = [...batch.values()]
     batch = new Map()
-    const outcome = await upsertEvidence(context.db, context.city, importId, rows)
+    const outcome = await records.upsert(context.db, context.city, importId, rows)
     summary.inserted += outcome.inserted
     summary.updated += outcome.updated
     summary.unchanged += outcome.unchanged
@@ -104,23 +134,13 @@ export async function importEvidence(
       reject(record.line, record.error)
       continue
     }
-    const checked = checkEvidenceRow(record.value, context.city, today)
-    if (!checked.ok) {
-      reject(record.line, checked.reason)
+    const prepared = records.prepare(record.value, sealing)
+    if (!prepared.ok) {
+      reject(record.line, prepared.reason)
       continue
     }
-    const { row } = checked
-    const personIndex = blindIndex(context.blindIndexKey, row.idNumber)
-    const key = `${personIndex.toString('base64')}|${row.kind}|${row.sourceRef}`
-    if (batch.has(key)) summary.unchanged++
-    batch.set(key, {
-      personIndex,
-      idNumberSealed: encryptPii(context.piiKey, row.idNumber),
-      kind: row.kind,
-      validFrom: row.validFrom,
-      validTo: row.validTo,
-      sourceRef: row.sourceRef,
-    })
+    if (batch.has(prepared.key)) summary.unchanged++
+    batch.set(prepared.key, prepared.row)
     if (batch.size >= context.batchSize) await flush()
   }
   await flush()

@@ -1,0 +1,34 @@
+import type { Caller, QueueRegistry } from '@pilot/kit'
+import type { FederationQueues, PilotProfile } from '@pilot/schemas'
+import type { Kysely } from 'kysely'
+import type { ResidenceClient } from '../clients/residence.ts'
+import type { IntakeDatabase } from '../db/schema.ts'
+import type { WorkingDayCalendar } from '../domain/working-days.ts'
+
+export interface CaseContext {
+  city: string
+  regionCode: string
+  pilot: PilotProfile
+  timeZone: string
+  db: Kysely<IntakeDatabase>
+  queues: QueueRegistry<FederationQueues>
+  piiKey: Buffer
+  blindIndexKey: Buffer
+  matchingKey: Buffer
+  calendar: WorkingDayCalendar
+  residence: ResidenceClient
+  reviewWorkingDays: { sameCity: number; crossCity: number }
+  log: { warn: (object: object, message: string) => void; info: (object: object, message: string) => void }
+}
+
+/** Who acts, as the case history and the audit log record it. */
+export interface Actor {
+  id: string
+  role: string
+  requestId: string | null
+}
+
+/** The caller acting in the role the route admitted them for. */
+export function actorOf(caller: Caller, role: string, requestId: string): Actor {
+  return { id: caller.id, role, requestId }
+}

@@ -1,0 +1,72 @@
+import { type CaseView, compareDates, maskIdNumber, todayIn } from '@pilot/schemas'
+import type { Selectable } from 'kysely'
+import type { CaseEventTable, CaseTable } from '../db/schema.ts'
+import { allowedActions, isFinal } from '../domain/lifecycle.ts'
+import type { CaseContext } from './context.ts'
+import { openForm } from './sealing.ts'
+
+type CaseRow = Selectable<CaseTable>
+type EventRow = Selectable<CaseEventTable>
+
+interface ApplicantForm {
+  applicant: { name: string; idNumber?: string; birthDate?: string }
+}
+
+export function isOverdue(context: CaseContext, row: Pick<CaseRow, 'side' | 'status' | 'review_deadline'>): boolean {
+  if (!row.review_deadline || isFinal(row.side, row.status as never)) return false
+  return compareDates(todayIn(context.timeZone), row.review_deadline) > 0
+}
+
+/**
+ * What a caseworker or reviewer sees of a case. The applicant's identity number is shown masked: no route's role needs
+ * the full number back, and a response is a copy of personal data that may end up anywhere.
+ */
+export function caseView(context: CaseContext, row: CaseRow, events: EventRow[], callerRole: string): CaseView {
+  const form = openForm<ApplicantForm>(context.piiKey, row.form_sealed)
+  const idNumber = form.applicant.idNumber
+  return {
+    id: row.id,
+    reference: row.reference,
+    side: row.side,
+    status: row.status,
+    partnerCity: row.partner_city,
+    category: row.category as CaseView['category'],
+    applicant: {
+      name: form.applicant.name,
+      idNumberMasked: idNumber ? maskIdNumber(idNumber) : null,
+      birthDate:
+        form.applicant.birthDate ??
+        (idNumber ? `${idNumber.slice(6, 10)}-${idNumber.slice(10, 12)}-${idNumber.slice(12, 14)}` : null),
+    },
+    householdSize: row.household_size,
+    residence: row.residence
+      ? {
+          eligible: row.residence.eligible,
+          reasons: row.residence.reasons as NonNullable<CaseView['residence']>['reasons'],
+          residenceSince: row.residence.residenceSince,
+          qualifiesOn: row.residence.qualifiesOn,
+        }
+      : null,
+    submittedAt: row.submitted_at.toISOString(),
+    reviewDeadline: row.review_deadline,
+    reviewDeadlineProvisional: row.review_deadline_provisional,
+    overdue: isOverdue(context, row),
+    partnerLatest: row.partner_latest,
+    decision: row.decision,
+    openInfoRequest: row.open_info_request,
+    allowedActions: allowedActions(
+      row.side,
+      row.status as never,
+      callerRole === 'reviewer' ? 'reviewer' : 'caseworker',
+    ),
+    events: events.map((event) => ({
+      at: event.at.toISOString(),
+      action: event.action,
+      from: event.from_status,
+      to: event.to_status,
+      actor: event.actor,
+      role: event.role,
+      detail: event.detail,
+    })),
+  }
+}
