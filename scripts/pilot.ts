@@ -12,9 +12,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { devSecretsEnv, ensureDevSecrets, loadPilotProfile } from '@pilot/kit'
+import { devSecretsEnv, ensureDevSecrets, loadPilotProfile, mintDevToken } from '@pilot/kit'
 import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
 import pg from 'pg'
+import { demoEvidence, demoRegistrations } from './demo-data.ts'
 
 const root = new URL('../', import.meta.url).pathname
 const pilotConfig = join(root, 'infra/pilot.yaml')
@@ -151,6 +152,34 @@ for (const city of cities) {
   }
 }
 
+/** Loads the demo residents through the same import endpoints a registry uses (idempotent: a second run adds nothing). */
+async function loadDemoData(): Promise<void> {
+  for (const city of cities) {
+    const operator = await mintDevToken(keysDir, city.id, { roles: ['operator'], subject: `${city.id}-pilot-loader` })
+    for (const [records, body] of [
+      ['evidence', demoEvidence(city.id)],
+      ['registrations', demoRegistrations(city.id)],
+    ] as const) {
+      const response = await fetch(`${city.services.residence.url}/v1/residence/${records}:import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/x-ndjson' },
+        body,
+      })
+      const summary = (await response.json()) as { inserted?: number; unchanged?: number; rejected?: number }
+      if (!response.ok || summary.rejected)
+        throw new Error(`demo ${records} for ${city.id}: ${JSON.stringify(summary)}`)
+    }
+  }
+}
+
+if (!stopping) {
+  await loadDemoData()
+  for (const city of cities) {
+    const gateway = city.services.gateway.url
+    rows.push([city.name.en, 'JWKS', `${gateway}/.well-known/jwks.json`, `${gateway}/ops/board/login`, ''])
+  }
+}
+
 const header = ['city', 'service', 'URL', 'Swagger UI', 'metrics']
 const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)))
 const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ')
@@ -158,4 +187,13 @@ console.log(`\nThe pilot is ready (${cities.length} ${cities.length === 1 ? 'cit
 console.log(line(header))
 console.log(line(widths.map((width) => '-'.repeat(width))))
 for (const row of rows) console.log(line(row))
+console.log('\nDevelopment tokens (8 hours; `pnpm pilot:token <city> <role>` prints a fresh one):')
+for (const city of cities) {
+  for (const role of ['caseworker', 'reviewer', 'operator'] as const) {
+    const token = await mintDevToken(keysDir, city.id, { roles: [role] })
+    console.log(`  ${String(city.id).padEnd(9)} ${role.padEnd(10)} ${token}`)
+  }
+}
+console.log("\nThe JWKS rows give each gateway's public keys and its queue dashboard (sign in with an operator token).")
+console.log('Walk six cases through all six directions: pnpm pilot:demo')
 console.log(`\nLogs: ${logDir}/<city>-<service>.log   Ctrl-C stops everything.`)
