@@ -1,4 +1,5 @@
-import { CompactSign, type CryptoKey, compactVerify, decodeProtectedHeader, importJWK } from 'jose'
+import { createPrivateKey, type JsonWebKey as JwkInput, type KeyObject, sign as nodeSign } from 'node:crypto'
+import { type CryptoKey, compactVerify, decodeProtectedHeader, importJWK } from 'jose'
 import { VerificationError } from './errors.ts'
 import {
   ALLOWED_ALGS,
@@ -25,15 +26,17 @@ export interface VerifiedJws {
   claims: Record<string, unknown>
 }
 
-const encoder = new TextEncoder()
 const BASE64URL = /^[A-Za-z0-9_-]*$/
 
-/** Signs with a city's current key. The key is imported on first use and kept, not re-imported per message. */
+/**
+ * Signs with a city's current key. Signing goes straight to node:crypto (synchronous, the key object built once): the
+ * output is an ordinary compact JWS — ES256 signatures in the JOSE form (r || s, RFC 7518 §3.4) — but without
+ * WebCrypto's promise round trips, which cost a verification request about 0.1 ms of CPU.
+ */
 export class Signer {
   readonly kid: string
   readonly alg: SigningAlg
-  readonly #jwk: PrivateJwk
-  #key: Promise<ImportedKey> | undefined
+  readonly #key: KeyObject
 
   constructor(source: KeyRing | PrivateJwk) {
     const jwk = 'current' in source ? source.current : source
@@ -41,7 +44,8 @@ export class Signer {
     if (keyAlgorithm(jwk) !== jwk.alg) throw new TypeError(`key ${jwk.kid} is not an ${jwk.alg} key`)
     if (typeof jwk.d !== 'string') throw new TypeError(`key ${jwk.kid} has no private part`)
     if (typeof jwk.kid !== 'string' || jwk.kid === '') throw new TypeError('signing key has no kid')
-    this.#jwk = jwk
+    const { kty, crv, x, y, d } = jwk
+    this.#key = createPrivateKey({ key: { kty, crv, x, y, d } as JwkInput, format: 'jwk' })
     this.kid = jwk.kid
     this.alg = jwk.alg
   }
@@ -52,22 +56,14 @@ export class Signer {
    */
   async sign(claims: Record<string, unknown>, options: { typ: string }): Promise<string> {
     if (typeof options.typ !== 'string' || options.typ === '') throw new TypeError('typ is required')
-    const key = await this.#privateKey()
-    return new CompactSign(encoder.encode(JSON.stringify(claims)))
-      .setProtectedHeader({ alg: this.alg, kid: this.kid, typ: options.typ })
-      .sign(key)
-  }
-
-  #privateKey(): Promise<ImportedKey> {
-    if (!this.#key) {
-      const { kty, crv, x, y, d } = this.#jwk
-      this.#key = importJWK({ kty, crv, x, y, d }, this.alg)
-      // A failed import is not cached: the next call gets the real error again instead of a stale rejection.
-      this.#key.catch(() => {
-        this.#key = undefined
-      })
-    }
-    return this.#key
+    const header = Buffer.from(JSON.stringify({ alg: this.alg, kid: this.kid, typ: options.typ })).toString('base64url')
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url')
+    const input = Buffer.from(`${header}.${payload}`)
+    const signature =
+      this.alg === 'ES256'
+        ? nodeSign('sha256', input, { key: this.#key, dsaEncoding: 'ieee-p1363' })
+        : nodeSign(null, input, this.#key)
+    return `${header}.${payload}.${signature.toString('base64url')}`
   }
 }
 

@@ -1,0 +1,288 @@
+/**
+ * What every benchmark shares: the result shape `run.ts` prints and records, child processes that are always stopped,
+ * peak-memory sampling, free ports and the load generator. Benchmarks report figures next to a raw baseline measured in
+ * the same run; they never assert (the machine is shared and noisy, so only ratios mean something).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+
+export const repoRoot = new URL('../', import.meta.url).pathname
+
+export interface BenchOptions {
+  /** Rebuild data sets instead of reusing what an earlier run left. */
+  fresh: boolean
+  /** Seconds of measured load per run. */
+  durationSeconds: number
+  /** Seconds of unmeasured load before each measured run. */
+  warmupSeconds: number
+  /** Also profile the system under test (a separate run; its figures are not comparable). */
+  profile: boolean
+}
+
+export interface BenchTable {
+  title: string
+  columns: string[]
+  rows: (string | number)[][]
+}
+
+export interface BenchTarget {
+  label: string
+  target: string
+  actual: string
+  pass: boolean
+}
+
+export interface BenchResult {
+  name: string
+  title: string
+  tables: BenchTable[]
+  targets: BenchTarget[]
+  /** Things a reader of the figures should know (data reused from an earlier run, what the baseline does, ...). */
+  notes: string[]
+  /** Everything measured, for the JSON record. */
+  details: Record<string, unknown>
+}
+
+export interface Bench {
+  run(options?: Partial<BenchOptions>): Promise<BenchResult>
+}
+
+export function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+}
+
+export const round = (value: number, digits = 1): number => Number(value.toFixed(digits))
+
+/** A free TCP port on loopback (asked of the OS, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+export async function withTimeout<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${Math.round(ms / 1000)} s`)), ms)
+  })
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+// Every child a benchmark starts, so that run.ts can stop them all on Ctrl-C or a failure no finally block saw.
+const children = new Set<ChildProcess>()
+
+export interface Child {
+  process: ChildProcess
+  pid: number
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<void>
+  /** Peak resident set (VmHWM) seen so far, in MB; sampled every 200 ms while the process lives. */
+  peakRssMb(): number
+}
+
+function readVmHwmKb(pid: number): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) : undefined
+  } catch {
+    return undefined // gone already, or not Linux
+  }
+}
+
+/**
+ * Starts `node --import tsx <script>` from the repository root with exactly `env` (plus PATH), output appended to
+ * `logFile`. VmHWM is the kernel's own high-water mark, so polling it misses nothing but the last 200 ms of growth.
+ */
+export function startNode(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  logFile: string,
+  nodeArgs: string[] = [],
+): Child {
+  const out = openSync(logFile, 'a')
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', out, out],
+  })
+  closeSync(out)
+  if (child.pid === undefined) throw new Error(`could not start ${script}`)
+  const pid = child.pid
+  children.add(child)
+  let peakKb = 0
+  const sample = () => {
+    peakKb = Math.max(peakKb, readVmHwmKb(pid) ?? 0)
+  }
+  const sampler = setInterval(sample, 200)
+  sample()
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      clearInterval(sampler)
+      children.delete(child)
+      resolve(code)
+    })
+  })
+  return {
+    process: child,
+    pid,
+    exited,
+    peakRssMb: () => round(peakKb / 1024),
+    async stop(graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const killer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      await exited
+      clearTimeout(killer)
+    },
+  }
+}
+
+/** Last resort for run.ts: kill whatever is still running. */
+export function killAllChildren(): void {
+  for (const child of children) child.kill('SIGKILL')
+}
+
+// Scratch directories (a 150 MB feed, logs), removed by their benchmark or, on Ctrl-C, by run.ts.
+const tempDirs = new Set<string>()
+
+export function makeTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+  tempDirs.delete(dir)
+}
+
+export function removeAllTempDirs(): void {
+  for (const dir of tempDirs) removeTempDir(dir)
+}
+
+/** Polls `url` until it answers 200; fails early when the process exits. */
+export async function waitReady(url: string, child: Child, timeoutMs: number, logFile: string): Promise<void> {
+  let exited = false
+  void child.exited.then(() => {
+    exited = true
+  })
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline && !exited) {
+    try {
+      if ((await fetch(url, { signal: AbortSignal.timeout(2000) })).status === 200) return
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(
+    `${url} did not answer 200 ${exited ? '(the process exited)' : `within ${timeoutMs} ms`}; see ${logFile}`,
+  )
+}
+
+export interface LoadOptions {
+  url: string
+  method: 'POST' | 'GET'
+  headers: Record<string, string>
+  /** A fresh body for every request. */
+  body: () => string
+  connections: number
+  durationSeconds: number
+}
+
+export interface LoadFigures {
+  requestsPerSecond: number
+  p50Ms: number
+  p90Ms: number
+  p99Ms: number
+  maxMs: number
+  /** Successful requests. */
+  ok: number
+  non2xx: number
+  /** Connection errors and timeouts. */
+  errors: number
+  timeouts: number
+  durationSeconds: number
+  statusCodes: Record<string, number>
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
+}
+
+/**
+ * Closed-loop load with autocannon on loopback. Latencies are taken from every response, not from autocannon's
+ * histogram: that one has 1 ms resolution, too coarse for p50s of a few milliseconds. Throughput counts 2xx only.
+ */
+export async function load(options: LoadOptions): Promise<LoadFigures> {
+  const latencies: number[] = []
+  let instance: autocannon.Instance | undefined
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: options.url,
+        connections: options.connections,
+        duration: options.durationSeconds,
+        timeout: 10,
+        requests: [
+          {
+            method: options.method,
+            headers: options.headers,
+            setupRequest: (request) => ({ ...request, body: options.body() }),
+          },
+        ],
+      },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    )
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime)
+    })
+  })
+  let result: autocannon.Result
+  try {
+    result = await withTimeout('a load run', (options.durationSeconds + 30) * 1000, done)
+  } catch (error) {
+    instance?.stop()
+    throw error
+  }
+  const sorted = Float64Array.from(latencies).sort()
+  const statusCodes: Record<string, number> = {}
+  for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = count ?? 0
+  return {
+    requestsPerSecond: round(result['2xx'] / result.duration),
+    p50Ms: round(percentile(sorted, 50), 2),
+    p90Ms: round(percentile(sorted, 90), 2),
+    p99Ms: round(percentile(sorted, 99), 2),
+    maxMs: round(sorted[sorted.length - 1] ?? Number.NaN, 2),
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    durationSeconds: round(result.duration, 2),
+    statusCodes,
+  }
+}
+
+/** The better of several runs of the same target: highest throughput (its latencies come with it, not mixed). */
+export function best(runs: LoadFigures[]): LoadFigures {
+  const [first, ...rest] = runs
+  if (!first) throw new Error('no runs')
+  return rest.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a), first)
+}
