@@ -18,6 +18,7 @@ import { buildApp as buildGateway } from '../services/gateway/src/app.ts'
 import { readGatewayConfig } from '../services/gateway/src/config.ts'
 import { buildApp as buildIntake } from '../services/intake/src/app.ts'
 import { readIntakeConfig } from '../services/intake/src/config.ts'
+import { describeLifecycle } from '../services/intake/src/domain/lifecycle.ts'
 import { buildApp as buildResidence } from '../services/residence/src/app.ts'
 import { readResidenceConfig } from '../services/residence/src/config.ts'
 
@@ -93,6 +94,18 @@ async function main(): Promise<number> {
     } else {
       process.stdout.write(`${file}: up to date, valid OpenAPI 3.1\n`)
     }
+  }
+  // The case lifecycle document is rendered from the one transition table, like the OpenAPI from the route schemas.
+  const lifecycleFile = join(dir, 'case-lifecycle.md')
+  const lifecycle = `# Case lifecycle\n\nGenerated from services/intake/src/domain/lifecycle.ts by \`pnpm openapi:gen\`; do not edit.\n\n${describeLifecycle()}`
+  if (mode === 'write') {
+    await writeFile(lifecycleFile, lifecycle)
+    process.stdout.write(`wrote ${lifecycleFile}\n`)
+  } else if ((await readFile(lifecycleFile, 'utf8').catch(() => undefined)) !== lifecycle) {
+    process.stderr.write(
+      `${lifecycleFile} differs from the transition table: run pnpm openapi:gen and commit the result\n`,
+    )
+    failures++
   }
   return failures === 0 ? 0 : 1
 }

@@ -347,6 +347,40 @@ describe('a case across two cities, with real services over HTTP', () => {
     }
   })
 
+  it('lists the cases past their review deadline', async () => {
+    const submitted = await call(
+      shenzhen,
+      'intake',
+      'POST',
+      '/v1/applications',
+      'caseworker',
+      application(registeredInZhongshan),
+      { 'idempotency-key': 'overdue-case-01' },
+    )
+    const incoming = await eventually(
+      () => incomingByReference(submitted.body.reference),
+      (found) => found?.status === 'received',
+    )
+    const overdue = async () =>
+      (await call(zhongshan, 'intake', 'GET', '/v1/incoming-cases?overdue=true&limit=200', 'reviewer')).body.items.map(
+        (item: { id: string }) => item.id,
+      )
+    expect(await overdue()).not.toContain(incoming?.id)
+    const client = new pg.Client({ connectionString: zhongshan.databaseUrl })
+    await client.connect()
+    await client.query(`update intake.cases set review_deadline = current_date - 1 where id = $1`, [incoming?.id])
+    await client.end()
+    expect(await overdue()).toContain(incoming?.id)
+    expect(
+      (await call(zhongshan, 'intake', 'GET', `/v1/incoming-cases/${incoming?.id}`, 'reviewer')).body.overdue,
+    ).toBe(true)
+    await call(zhongshan, 'intake', 'POST', `/v1/incoming-cases/${incoming?.id}/refuse`, 'reviewer', {
+      reason: 'duplicate_application',
+      detail: 'already decided',
+    })
+    expect(await overdue()).not.toContain(incoming?.id)
+  }, 30_000)
+
   it('answers an illegal transition with 409 and changes nothing', async () => {
     const submitted = await call(
       shenzhen,

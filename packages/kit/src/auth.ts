@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from 'jose'
 import { type HttpProblem, problems } from './problems.ts'
@@ -123,7 +123,8 @@ export const authPlugin = fp(
           throw problems.forbidden(`This action needs the role ${roles.join(' or ')}`)
         }
         request.caller = caller
-        request.log = request.log.child({ caller: caller.id })
+        // The request already has its own child logger; adding a binding is cheaper than a child of a child.
+        ;(request.log as FastifyBaseLogger & { setBindings(bindings: object): void }).setBindings({ caller: caller.id })
       }
     })
   },

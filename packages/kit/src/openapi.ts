@@ -62,7 +62,7 @@ export const openApiPlugin = fp(
               bearerFormat: 'JWT',
               description:
                 "A token from the city's identity provider: iss and aud of this city, a `city` claim equal to this " +
-                'city and a `roles` claim (caseworker, reviewer, operator, auditor).',
+                'city and a `roles` claim (caseworker, reviewer, operator, auditor; system for a service acting for itself).',
             },
           },
         },

@@ -51,3 +51,12 @@ export async function clearRedisPrefix(redisUrl: string, prefix: string): Promis
     redis.disconnect()
   }
 }
+
+const EXTRA = Symbol.for('pilot.testing.extraDatabases')
+
+/** Databases a test file made besides its own; shared through globalThis because the setup file is another module. */
+export function extraDatabases(): string[] {
+  const holder = globalThis as unknown as Record<symbol, string[] | undefined>
+  holder[EXTRA] ??= []
+  return holder[EXTRA]
+}

@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { type DevTokenOptions, devSecretsEnv, ensureDevSecrets, mintDevToken, type Role } from '@pilot/kit'
 import { CITY_IDS } from '@pilot/schemas'
-import { afterAll, inject } from 'vitest'
-import { createDatabase, dropDatabase } from './databases.ts'
+import { inject } from 'vitest'
+import { createDatabase, extraDatabases } from './databases.ts'
 
 export { clearRedisPrefix, createDatabase, dropDatabase, withDatabase } from './databases.ts'
 export { TcpProxy } from './tcp-proxy.ts'
@@ -30,11 +30,13 @@ export function testResources() {
   }
 }
 
-/** Another fresh database for this file (e.g. one per city in a cross-city test), dropped when the file ends. */
+/**
+ * Another fresh database for this file (e.g. one per city in a cross-city test), dropped when the file ends by the
+ * per-file setup (a hook registered here would be lost when this is called from inside beforeAll).
+ */
 export async function freshDatabase(label: string): Promise<string> {
-  const adminUrl = inject('adminDatabaseUrl')
-  const url = await createDatabase(adminUrl, label)
-  afterAll(() => dropDatabase(adminUrl, url))
+  const url = await createDatabase(inject('adminDatabaseUrl'), label)
+  extraDatabases().push(url)
   return url
 }
 

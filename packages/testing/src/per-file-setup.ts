@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, expect, inject } from 'vitest'
-import { clearRedisPrefix, createDatabase, dropDatabase } from './databases.ts'
+import { clearRedisPrefix, createDatabase, dropDatabase, extraDatabases } from './databases.ts'
 
 /**
  * Runs before every test file (vitest `setupFiles`): the file gets its own fresh database and its own Redis key
@@ -22,6 +22,7 @@ process.env.TEST_REDIS_PREFIX = redisPrefix
 process.env.TEST_LOG_FILE = `${inject('logDir')}/${label}.ndjson`
 
 afterAll(async () => {
-  await dropDatabase(adminDatabaseUrl, databaseUrl)
+  const extra = extraDatabases().splice(0)
+  await Promise.all([databaseUrl, ...extra].map((url) => dropDatabase(adminDatabaseUrl, url)))
   await clearRedisPrefix(redisUrl, redisPrefix)
 })

@@ -137,6 +137,12 @@ describe('federation protocol v1: inbound verification', () => {
       403,
       'type-not-allowed',
     ],
+    [
+      'a receipt posted as a message',
+      async () => signed({ type: 'receipt', body: { status: 'accepted', digest: 'A'.repeat(43) } }),
+      403,
+      'type-not-allowed',
+    ],
     ['an expired message', async () => signed({ iat: NOW() - 900, exp: NOW() - 600 }), 401, 'expired'],
     [
       'iat in the future beyond the tolerance',
@@ -205,6 +211,9 @@ describe('federation protocol v1: inbound verification', () => {
       .queue('federation.inbound')
       .getJobs(['waiting', 'active', 'completed', 'delayed'])
     expect(jobs?.filter((job) => (job.data as { messageId: string }).messageId === message.jti)).toHaveLength(1)
+
+    const otherRef = await post(await signer.sign({ ...message, ref: 'SZ-2026-999999' }, { typ: 'pilot-msg+jwt' }))
+    expect(otherRef.status).toBe(409)
 
     const conflicting = await post(
       await signer.sign({ ...message, body: { reason: 'other', detail: 'changed' } }, { typ: 'pilot-msg+jwt' }),

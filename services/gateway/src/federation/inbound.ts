@@ -66,13 +66,16 @@ function verificationProblem(error: VerificationError): FederationProblem {
  * An accepted message is stored with the raw JWS, the verified claims and the receipt we issue, in one statement that
  * is also the replay record.
  */
-export async function receiveMessage(context: InboundContext, jws: string, now = new Date()): Promise<Accepted> {
+export async function receiveMessage(context: InboundContext, body: string, now = new Date()): Promise<Accepted> {
+  // A trailing newline from a command-line client is not part of the JWS.
+  const jws = body.trim()
   const { header, claims: unverified } = parseCompactJws(jws)
 
   if (typeof header.alg !== 'string' || !(ALLOWED_ALGS as readonly string[]).includes(header.alg)) {
     throw new FederationProblem('alg-not-allowed', `alg ${JSON.stringify(header.alg)} is not one of ES256, EdDSA`)
   }
-  if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== FEDERATION_TYP) {
+  // RFC 7515 §4.1.9: "application/" may be left off the media type, so both spellings name the same type.
+  if (typeof header.typ !== 'string' || header.typ.toLowerCase().replace(/^application\//, '') !== FEDERATION_TYP) {
     throw new FederationProblem('malformed', `typ must be ${FEDERATION_TYP}`)
   }
 
@@ -151,13 +154,17 @@ export async function receiveMessage(context: InboundContext, jws: string, now =
 
   const earlier = await context.db
     .selectFrom('messages')
-    .select(['digest'])
+    .select(['digest', 'type', 'ref'])
     .where('direction', '=', 'inbound')
     .where('partner', '=', partner.id)
     .where('message_id', '=', message.jti)
     .executeTakeFirstOrThrow()
-  if (earlier.digest !== digest) {
-    throw new FederationProblem('replay-conflict', `message ${message.jti} was received before with a different body`)
+  // A retry keeps jti, type, ref and body; the same id with anything else different is not a retry.
+  if (earlier.digest !== digest || earlier.type !== message.type || earlier.ref !== message.ref) {
+    throw new FederationProblem(
+      'replay-conflict',
+      `message ${message.jti} was received before with a different content`,
+    )
   }
   return { status: 'duplicate', receipt: await receiptFor('duplicate'), partner: partner.id, claims: message }
 }

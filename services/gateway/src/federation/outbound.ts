@@ -22,7 +22,7 @@ export interface DeliveryContext {
   onOutcome?: (message: OutboundMessage, outcome: DeliveryOutcome['outcome'] | 'retry') => void
 }
 
-/** Exponential backoff with full jitter, so that many senders retrying one partner do not arrive in step. */
+/** Exponential backoff with equal jitter (between half and all of the ceiling), so retries do not arrive in step. */
 export function retryDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1))
   return Math.round(ceiling / 2 + random() * (ceiling / 2))

@@ -35,9 +35,9 @@ export class PartnerDirectory {
   ) {
     for (const city of pilot.cities) {
       if (city.id === self.id) continue
+      // Receipts only ever come back as the answer to our own POST; a receipt POSTed to us is refused like any type
+      // the partner may not send.
       const accepts = new Set<string>(self.federation.acceptsFrom[city.id] ?? [])
-      // Receipts are the answer to our own messages; every partner may send them.
-      accepts.add('receipt')
       this.partners.set(city.id, {
         id: city.id,
         gatewayUrl: city.federation.gatewayUrl,

@@ -78,6 +78,14 @@ export async function incomingRoutes(app: FastifyInstance, options: { context: C
       }),
     }),
   )
+  action(
+    'start-review',
+    'Start the review (the household economic check) of an accepted case',
+    StrictObject({}),
+    () => ({
+      action: 'start_review',
+    }),
+  )
   action('refuse', 'Refuse the case, with a reason code and explanation', RefuseRequest, (body) => ({
     action: 'refuse',
     messageBody: body,
