@@ -200,8 +200,11 @@ export interface LoadOptions {
   url: string
   method: 'POST' | 'GET'
   headers: Record<string, string>
-  /** A fresh body for every request. */
-  body: () => string
+  /**
+   * A fresh body for every request, or a body with headers of its own (an Idempotency-Key, a caller's token) that are
+   * added to `headers`; one call per request, so body and headers always belong together.
+   */
+  body: () => string | { body: string; headers: Record<string, string> }
   connections: number
   durationSeconds: number
 }
@@ -222,7 +225,8 @@ export interface LoadFigures {
   statusCodes: Record<string, number>
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+/** The p-th percentile (nearest rank) of values sorted ascending. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
 }
@@ -245,7 +249,12 @@ export async function load(options: LoadOptions): Promise<LoadFigures> {
           {
             method: options.method,
             headers: options.headers,
-            setupRequest: (request) => ({ ...request, body: options.body() }),
+            setupRequest: (request) => {
+              const next = options.body()
+              return typeof next === 'string'
+                ? { ...request, body: next }
+                : { ...request, body: next.body, headers: { ...request.headers, ...next.headers } }
+            },
           },
         ],
       },
@@ -278,6 +287,32 @@ export async function load(options: LoadOptions): Promise<LoadFigures> {
     durationSeconds: round(result.duration, 2),
     statusCodes,
   }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  // Fields 14 and 15 of stat(5), counted from the state field (3) after the command name.
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+export interface MachineCpu {
+  busy: number
+  total: number
+}
+
+/** The whole machine's CPU time so far (every core, in clock ticks), from the first line of /proc/stat. */
+export function machineCpu(): MachineCpu {
+  const ticks = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+  const total = ticks.reduce((sum, value) => sum + value, 0)
+  // idle and iowait are the only ticks in which a core did nothing.
+  return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total }
+}
+
+/** Share of the machine's CPU (all cores) that was busy between two readings, in per cent. */
+export function busyPercent(before: MachineCpu, after: MachineCpu): number {
+  const total = after.total - before.total
+  return total > 0 ? round((100 * (after.busy - before.busy)) / total) : Number.NaN
 }
 
 /** The better of several runs of the same target: highest throughput (its latencies come with it, not mixed). */

@@ -27,7 +27,9 @@ export const IsoDate = Type.String({ format: 'date', description: 'Calendar date
 
 export const ValidationIssue = StrictObject(
   {
-    in: Type.String({ description: 'Which part of the request: body, querystring, params or headers' }),
+    in: Type.String({
+      description: 'Which part: body, querystring, params or headers (and, for federation messages, claims)',
+    }),
     pointer: Type.String({ description: 'JSON Pointer (RFC 6901) to the failing field within that part' }),
     detail: Type.String(),
   },

@@ -1,3 +1,4 @@
+import { validationIssues } from '@pilot/kit'
 import {
   FEDERATION_CLOCK_TOLERANCE_SECONDS,
   FEDERATION_MAX_LIFETIME_SECONDS,
@@ -119,17 +120,13 @@ export async function receiveMessage(context: InboundContext, body: string, now 
   }
 
   if (!claimsCheck.Check(claims)) {
-    const errors = claimsCheck
-      .Errors(claims)
-      .map((issue) => ({ in: 'claims', pointer: issue.instancePath, detail: issue.message }))
+    const errors = validationIssues('claims', claimsCheck.Errors(claims))
     throw new FederationProblem('invalid-body', 'the claims fail their schema', { errors })
   }
   const message = claims as MessageClaims
   const bodyCheck = bodyChecks[message.type]
   if (!bodyCheck.Check(message.body)) {
-    const errors = bodyCheck
-      .Errors(message.body)
-      .map((issue) => ({ in: 'body', pointer: issue.instancePath, detail: issue.message }))
+    const errors = validationIssues('body', bodyCheck.Errors(message.body))
     throw new FederationProblem('invalid-body', `the body fails the ${message.type} schema`, { errors })
   }
 

@@ -17,6 +17,9 @@ interface CachedKeys {
 
 export class PartnerKeysUnavailable extends Error {}
 
+/** How long a partner's last fetched JWKS may stand in while its JWKS endpoint cannot be reached. */
+const MAX_STALE_MS = 6 * 3600 * 1000
+
 /**
  * The partner cities of the pilot profile and their public keys. A partner's JWKS is fetched on first need, trusted
  * for `cacheSeconds`, and fetched again early when a message names a kid we have not seen — at most once every
@@ -70,8 +73,10 @@ export class PartnerDirectory {
       try {
         cached = await this.fetch(partner)
       } catch (error) {
-        // Keep verifying with the keys we have while the partner's JWKS endpoint is down.
-        if (!cached) throw new PartnerKeysUnavailable((error as Error).message)
+        // Keep verifying with the keys we have while the partner's JWKS endpoint is down, but not for ever: a key the
+        // partner has withdrawn (compromised) must stop being trusted even if we cannot hear that it was withdrawn.
+        const tooOld = cached && now - cached.fetchedAt > MAX_STALE_MS
+        if (!cached || tooOld) throw new PartnerKeysUnavailable((error as Error).message)
       }
     }
     if (!cached) throw new PartnerKeysUnavailable(`no keys for ${partner.id}`)

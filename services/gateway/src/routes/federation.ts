@@ -37,6 +37,9 @@ export async function federationRoutes(
           : undefined
     if (!problem) throw error
     metrics.verificationFailures.inc({ cause: problem.cause })
+    // Tell a well-behaved sender when to come back: the rate window is a minute; keys may be reachable again soon.
+    if (problem.status === 429) reply.header('retry-after', String(60 - new Date().getUTCSeconds()))
+    if (problem.status === 503) reply.header('retry-after', '30')
     request.log.info({ cause: problem.cause }, 'federation message refused')
     return reply
       .status(problem.status)

@@ -1,0 +1,178 @@
+/**
+ * What the gateway and intake benchmarks share: real services of a city run as child processes, as `pnpm pilot` runs
+ * them (node --import tsx services/<service>/src/server.ts with its environment), against databases the benchmark
+ * creates afresh, with a pilot profile rewritten so that every URL a service follows points at the free ports chosen
+ * for this run. Cities share the local Redis under a key prefix of their own, removed at the end.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createRedis, devSecretsEnv } from '@pilot/kit'
+import type { ServiceName } from '@pilot/schemas'
+import pg from 'pg'
+import { parse, stringify } from 'yaml'
+import { type Child, repoRoot, startNode, waitReady } from './lib.ts'
+
+/** The benchmarks' own development secrets (kept between runs, outside git, beside the residence benchmark's). */
+export const keysDir = join(repoRoot, '.pilot/bench-keys')
+
+export const adminUrl = (): string => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const redisUrl = (): string => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+export function databaseUrl(name: string): string {
+  const url = new URL(adminUrl())
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+export async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  client.on('error', () => {})
+  await client.connect()
+  return client
+}
+
+/**
+ * Drops and creates a benchmark database, so every run starts from empty tables (the services migrate it on start).
+ * Only names starting with bench_ are accepted: this must never reach a pilot or test database.
+ */
+export async function recreateDatabase(name: string): Promise<string> {
+  if (!/^bench_[a-z0-9_]+$/.test(name)) throw new Error(`refusing to recreate database ${name}`)
+  const client = await connect(adminUrl())
+  try {
+    await client.query(`drop database if exists ${name} with (force)`)
+    await client.query(`create database ${name}`)
+  } finally {
+    await client.end()
+  }
+  return databaseUrl(name)
+}
+
+export type Ports = Partial<Record<ServiceName, number>>
+
+interface ProfileCity {
+  id: string
+  services: Record<ServiceName, { port: number; url: string }>
+  federation: { gatewayUrl: string; jwksUrl: string }
+}
+
+/**
+ * The pilot profile with the given cities' services moved to `ports` (a city's gateway also moves its federation and
+ * JWKS URLs), written to `path`. Services not named keep the profile's ports; nothing listens there in a benchmark.
+ */
+export function writeProfile(path: string, ports: Record<string, Ports>): string {
+  const profile = parse(readFileSync(join(repoRoot, 'infra/pilot.yaml'), 'utf8')) as { cities: ProfileCity[] }
+  for (const [id, servicePorts] of Object.entries(ports)) {
+    const city = profile.cities.find((candidate) => candidate.id === id)
+    if (!city) throw new Error(`no city ${id} in the pilot profile`)
+    for (const [service, port] of Object.entries(servicePorts) as [ServiceName, number][]) {
+      city.services[service] = { port, url: `http://127.0.0.1:${port}` }
+    }
+    if (servicePorts.gateway) {
+      city.federation.gatewayUrl = `http://127.0.0.1:${servicePorts.gateway}`
+      city.federation.jwksUrl = `http://127.0.0.1:${servicePorts.gateway}/.well-known/jwks.json`
+    }
+  }
+  writeFileSync(path, stringify(profile))
+  return path
+}
+
+export interface CityEnvOptions {
+  city: string
+  databaseUrl: string
+  profilePath: string
+  redisPrefix: string
+  logFile: string
+  port: number
+  /** Service-specific settings; they win over the common ones. */
+  extra?: Record<string, string>
+}
+
+/** A service's whole environment, as scripts/pilot.ts gives it, quiet (warn) and migrating its schema on start. */
+export function cityEnv(options: CityEnvOptions): Record<string, string> {
+  return {
+    CITY: options.city,
+    HOST: '127.0.0.1',
+    PORT: String(options.port),
+    DATABASE_URL: options.databaseUrl,
+    DATABASE_POOL_MAX: '10',
+    REDIS_URL: redisUrl(),
+    REDIS_PREFIX: options.redisPrefix,
+    PILOT_CONFIG: options.profilePath,
+    // The intake service looks for the calendar beside the profile, which is in a temporary directory here.
+    WORKING_DAY_CALENDAR: join(repoRoot, 'infra/data/cn-workdays.json'),
+    LOG_LEVEL: 'warn',
+    LOG_FILE: options.logFile,
+    MIGRATE_ON_START: 'true',
+    USER: 'bench',
+    ...devSecretsEnv(keysDir, options.city),
+    ...options.extra,
+  }
+}
+
+export interface RunningService {
+  name: string
+  child: Child
+  url: string
+  logFile: string
+}
+
+/** Starts a service and waits until /health/ready answers 200 (PostgreSQL and Redis reachable, migrations done). */
+export async function startService(
+  name: string,
+  service: ServiceName,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<RunningService> {
+  const logFile = env.LOG_FILE as string
+  const child = startNode(`services/${service}/src/server.ts`, [], env, logFile, nodeArgs)
+  const url = `http://127.0.0.1:${env.PORT}`
+  try {
+    await waitReady(`${url}/health/ready`, child, 90_000, logFile)
+  } catch (error) {
+    await child.stop()
+    throw error
+  }
+  return { name, child, url, logFile }
+}
+
+/** Removes every Redis key under `prefix` (a benchmark's queues); other prefixes on the shared Redis are untouched. */
+export async function removeRedisKeys(prefix: string): Promise<number> {
+  if (!prefix.startsWith('bench:')) throw new Error(`refusing to remove Redis keys under ${prefix}`)
+  const redis = createRedis({ url: redisUrl(), purpose: 'command', connectionName: 'bench-cleanup' })
+  await redis.connect()
+  let removed = 0
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) removed += await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+  return removed
+}
+
+/** A short random tag, so that each run's Redis keys and database rows are its own. */
+export const runTag = (): string => `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`
+
+/** The sum of a service's Prometheus counters of this name whose labels include `labels`. */
+export async function scrapeCounter(url: string, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue
+    if (!Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) continue
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return sum
+}
+
+export function logTail(file: string, bytes = 2000): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-bytes)
+  } catch {
+    return '(no log)'
+  }
+}
