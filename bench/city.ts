@@ -10,7 +10,7 @@ import { createRedis, devSecretsEnv } from '@pilot/kit'
 import type { ServiceName } from '@pilot/schemas'
 import pg from 'pg'
 import { parse, stringify } from 'yaml'
-import { type Child, repoRoot, startNode, waitReady } from './lib.ts'
+import { type Child, repoRoot, round, startNode, waitReady } from './lib.ts'
 
 /** The benchmarks' own development secrets (kept between runs, outside git, beside the residence benchmark's). */
 export const keysDir = join(repoRoot, '.pilot/bench-keys')
@@ -174,5 +174,94 @@ export function logTail(file: string, bytes = 2000): string {
     return readFileSync(file, 'utf8').slice(-bytes)
   } catch {
     return '(no log)'
+  }
+}
+
+/** How a backend's last statement is named in the activity table; the first pattern that matches wins. */
+export type StatementLabels = [RegExp, string][]
+
+export interface ActivityRow {
+  /** database/application_name */
+  who: string
+  what: string
+  /** Average number of backends in this state over the samples. */
+  backends: number
+}
+
+export interface ActivitySummary {
+  samples: number
+  rows: ActivityRow[]
+}
+
+/**
+ * Samples pg_stat_activity while a load runs, to see where the services' PostgreSQL connections spend their time:
+ * running a statement, waiting for a lock or the WAL flush, idle inside a transaction (the service is doing something
+ * else — an HTTP call, JavaScript — while holding the connection and its locks), or free in the pool. By Little's law
+ * the average number of backends in a state is the rate of entering it times the time spent there, so the largest
+ * rows are where the time goes. Cheap: one catalogue query every `intervalMs`.
+ */
+export class ActivitySampler {
+  private readonly counts = new Map<string, number>()
+  private samples = 0
+  private timer: NodeJS.Timeout | undefined
+  private inFlight: Promise<void> | undefined
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly databases: string[],
+    private readonly applications: string[],
+    private readonly labels: StatementLabels,
+  ) {}
+
+  start(intervalMs = 50): void {
+    this.counts.clear()
+    this.samples = 0
+    this.timer = setInterval(() => {
+      this.inFlight ??= this.sample().finally(() => {
+        this.inFlight = undefined
+      })
+    }, intervalMs)
+  }
+
+  async stop(): Promise<ActivitySummary> {
+    clearInterval(this.timer)
+    await this.inFlight
+    const rows = [...this.counts.entries()].map(([key, count]) => {
+      const [who = '', what = ''] = key.split('\t')
+      return { who, what, backends: round(count / Math.max(1, this.samples), 2) }
+    })
+    rows.sort((a, b) => (a.who === b.who ? b.backends - a.backends : a.who < b.who ? -1 : 1))
+    return { samples: this.samples, rows }
+  }
+
+  private label(query: string): string {
+    for (const [pattern, label] of this.labels) if (pattern.test(query)) return label
+    return query.replace(/\s+/g, ' ').trim().slice(0, 50)
+  }
+
+  private async sample(): Promise<void> {
+    const { rows } = await this.client.query<{
+      datname: string
+      app: string
+      state: string | null
+      wait_type: string | null
+      wait: string | null
+      query: string
+    }>(
+      `select datname, application_name as app, state, wait_event_type as wait_type, wait_event as wait, query
+       from pg_stat_activity
+       where datname = any($1) and application_name = any($2) and pid <> pg_backend_pid()`,
+      [this.databases, this.applications],
+    )
+    this.samples++
+    for (const row of rows) {
+      let what: string
+      if (row.state === 'idle') what = 'idle (free in the pool)'
+      else if (row.state === 'idle in transaction') what = `in a transaction, waiting for the service, after: ${this.label(row.query)}`
+      else if (row.wait_type && row.wait_type !== 'Client') what = `waiting ${row.wait_type}:${row.wait}: ${this.label(row.query)}`
+      else what = `running: ${this.label(row.query)}`
+      const key = `${row.datname}/${row.app}\t${what}`
+      this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+    }
   }
 }

@@ -4,14 +4,12 @@
  * supplies it, the reviewer decides; each step is printed as it happens, and both cities' views at the end.
  * Running it again picks up the same six cases (same idempotency keys) and reports where they stand.
  */
-import { join } from 'node:path'
 import { loadPilotProfile, mintDevToken, type Role } from '@pilot/kit'
 import type { CityProfile } from '@pilot/schemas'
 import { demoResidents } from './demo-data.ts'
+import { keysDir, pilotSettings } from './pilot-settings.ts'
 
-const root = new URL('../', import.meta.url).pathname
-const keysDir = join(root, '.pilot/keys')
-const profile = loadPilotProfile(join(root, 'infra/pilot.yaml'))
+const profile = loadPilotProfile(pilotSettings.config)
 const city = (id: string) => profile.cities.find((candidate) => candidate.id === id) as CityProfile
 
 // biome-ignore lint/suspicious/noExplicitAny: the demo prints whatever the services answer

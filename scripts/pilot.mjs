@@ -1,6 +1,6 @@
 // `pnpm pilot`: installs what the pilot needs when it is missing, then hands over to scripts/pilot.ts.
 // Plain JavaScript on purpose: it must run before any dependency (tsx included) is installed.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -16,8 +16,10 @@ if (!existsSync(`${root}node_modules/.modules.yaml`) || !existsSync(`${root}node
   run('pnpm', ['install', '--frozen-lockfile'])
 }
 
-const child = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/pilot.ts', ...process.argv.slice(2)], {
+const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/pilot.ts', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
 })
-process.exit(child.status ?? 0)
+// Ctrl-C reaches the whole process group; the pilot stops its services itself and this waits for it to finish.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => {})
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

@@ -16,12 +16,9 @@ import { devSecretsEnv, ensureDevSecrets, loadPilotProfile, mintDevToken } from 
 import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
 import pg from 'pg'
 import { demoEvidence, demoRegistrations } from './demo-data.ts'
+import { keysDir, logDir, pilotSettings } from './pilot-settings.ts'
 
-const root = new URL('../', import.meta.url).pathname
-const pilotConfig = join(root, 'infra/pilot.yaml')
-const stateDir = join(root, '.pilot')
-const logDir = join(stateDir, 'logs')
-const keysDir = join(stateDir, 'keys')
+const { root, config: pilotConfig, databasePrefix, redisPrefix } = pilotSettings
 
 const { values } = parseArgs({ options: { city: { type: 'string', multiple: true } } })
 const profile = loadPilotProfile(pilotConfig)
@@ -36,7 +33,7 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 function cityDatabaseUrl(city: CityProfile): string {
   const url = new URL(adminUrl)
-  url.pathname = `/pilot_${city.id}`
+  url.pathname = `/${databasePrefix}${city.id}`
   return url.toString()
 }
 
@@ -53,7 +50,7 @@ async function ensureDatabases(): Promise<void> {
   }
   try {
     for (const city of cities) {
-      const name = `pilot_${city.id}`
+      const name = `${databasePrefix}${city.id}`
       const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name])
       if (rowCount === 0) {
         await client.query(`create database "${name}"`)
@@ -78,7 +75,7 @@ function start(city: CityProfile, service: (typeof SERVICE_NAMES)[number]): Chil
       HOST: '127.0.0.1',
       DATABASE_URL: cityDatabaseUrl(city),
       REDIS_URL: redisUrl,
-      REDIS_PREFIX: `pilot:${city.id}`,
+      REDIS_PREFIX: `${redisPrefix}:${city.id}`,
       PILOT_CONFIG: pilotConfig,
       MIGRATE_ON_START: 'true',
       LOG_FILE: join(logDir, `${city.id}-${service}.log`),

@@ -1,19 +1,15 @@
-import { readFileSync, writeFileSync } from 'node:fs'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { migrateToLatest } from '@pilot/kit'
-import { freePort, freshDatabase, pilotConfigPath, repoRoot, serviceEnv, token } from '@pilot/testing'
+import { freshDatabase, repoRoot, serviceEnv, token } from '@pilot/testing'
 import type { FastifyInstance } from 'fastify'
-import { parse, stringify } from 'yaml'
 import { buildApp as buildGateway, gatewayService } from '../../services/gateway/src/app.ts'
 import { readGatewayConfig } from '../../services/gateway/src/config.ts'
 import { buildApp as buildIntake, intakeService } from '../../services/intake/src/app.ts'
 import { readIntakeConfig } from '../../services/intake/src/config.ts'
 import { buildApp as buildResidence, residenceService } from '../../services/residence/src/app.ts'
 import { readResidenceConfig } from '../../services/residence/src/config.ts'
+import { type CityPorts, profileOnFreePorts, type ServiceName } from './profile.ts'
 
-export type ServiceName = 'residence' | 'intake' | 'gateway'
 export interface TestCity {
   id: string
   databaseUrl: string
@@ -52,45 +48,34 @@ export async function startCities(
   ids: string[],
   extraEnv: Record<string, string> = {},
 ): Promise<Record<string, TestCity>> {
-  const profile = parse(readFileSync(pilotConfigPath, 'utf8'))
+  const { path: profilePath, ports: allPorts } = await profileOnFreePorts()
   const cities: Record<string, TestCity> = {}
   for (const id of ids) {
-    const entry = profile.cities.find((candidate: { id: string }) => candidate.id === id)
-    const ports = { residence: await freePort(), intake: await freePort(), gateway: await freePort() }
+    const ports = allPorts[id] as CityPorts
     const url = {
       residence: `http://127.0.0.1:${ports.residence}`,
       intake: `http://127.0.0.1:${ports.intake}`,
       gateway: `http://127.0.0.1:${ports.gateway}`,
     }
-    for (const service of ['residence', 'intake', 'gateway'] as const) {
-      entry.services[service] = { port: ports[service], url: url[service] }
-    }
-    entry.federation.gatewayUrl = url.gateway
-    entry.federation.jwksUrl = `${url.gateway}/.well-known/jwks.json`
-    const databaseUrl = await freshDatabase(`city_${id}`)
     cities[id] = {
       id,
-      databaseUrl,
+      databaseUrl: await freshDatabase(`city_${id}`),
       ports,
       url,
       apps: {},
       env: () => ({}),
       start: async () => {
-        throw new Error('profile not written yet')
+        throw new Error('not configured yet')
       },
       stop: async () => {},
     }
   }
-  const profilePath = join(await mkdtemp(join(tmpdir(), 'pilot-cities-')), 'pilot.yaml')
-  writeFileSync(profilePath, stringify(profile))
-  // The intake service finds the working-day calendar beside the profile by default; point it at the repository's.
   for (const city of Object.values(cities)) {
     city.env = (service) =>
       serviceEnv(city.id, {
         PILOT_CONFIG: profilePath,
         DATABASE_URL: city.databaseUrl,
         PORT: String(city.ports[service]),
-        WORKING_DAY_CALENDAR: join(repoRoot, 'infra/data/cn-workdays.json'),
         DELIVERY_BACKOFF_BASE_MS: '100',
         DELIVERY_BACKOFF_MAX_MS: '1000',
         RELAY_INTERVAL_MS: '200',

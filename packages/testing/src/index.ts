@@ -7,7 +7,7 @@ import { CITY_IDS } from '@pilot/schemas'
 import { inject } from 'vitest'
 import { createDatabase, extraDatabases } from './databases.ts'
 
-export { clearRedisPrefix, createDatabase, dropDatabase, withDatabase } from './databases.ts'
+export { clearRedisPrefix, createDatabase, dropDatabase, extraDatabases, withDatabase } from './databases.ts'
 export { TcpProxy } from './tcp-proxy.ts'
 
 import { pilotConfigPath } from './paths.ts'

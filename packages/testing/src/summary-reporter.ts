@@ -16,7 +16,9 @@ export default class SummaryReporter implements Reporter {
         else if (state === 'failed') failed++
         else skipped++
       }
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) failed++
+      // A file whose setup failed reports its tests as skipped; the failure itself must still count.
+      const failedTests = [...module.children.allTests()].filter((test) => test.result().state === 'failed').length
+      if (module.state() === 'failed' && failedTests === 0) failed++
     }
     process.stdout.write(`\nTests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
   }
