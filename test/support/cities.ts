@@ -1,6 +1,5 @@
-import { join } from 'node:path'
 import { migrateToLatest } from '@pilot/kit'
-import { freshDatabase, repoRoot, serviceEnv, token } from '@pilot/testing'
+import { freshDatabase, serviceEnv, token } from '@pilot/testing'
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildGateway, gatewayService } from '../../services/gateway/src/app.ts'
 import { readGatewayConfig } from '../../services/gateway/src/config.ts'
