@@ -1,6 +1,7 @@
 import { type Static, Type } from 'typebox'
 import { CityId, IsoDate, StrictObject } from './common.ts'
 import { CASE_MESSAGE_TYPES } from './federation.ts'
+import { CityBenefitsPolicies, PilotBenefitsSettings } from './policy.ts'
 
 /**
  * The pilot profile: one file (infra/pilot.yaml) that every service of every city reads. It names the cities, where
@@ -68,6 +69,7 @@ export const CityProfile = StrictObject({
   policy: StrictObject({
     residence: ResidencePolicy,
     reviewDeadlines: ReviewDeadlines,
+    benefits: CityBenefitsPolicies,
   }),
 })
 export type CityProfile = Static<typeof CityProfile>
@@ -77,6 +79,7 @@ export const PilotProfile = StrictObject({
   name: Type.String({ minLength: 1 }),
   timeZone: Type.String({ minLength: 1, description: 'IANA time zone in which dates such as "today" are taken' }),
   startsOn: IsoDate,
+  benefits: Type.Optional(PilotBenefitsSettings),
   cities: Type.Array(CityProfile, { minItems: 2 }),
 })
 export type PilotProfile = Static<typeof PilotProfile>
