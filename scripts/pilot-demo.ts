@@ -44,6 +44,10 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   throw new Error(`timed out waiting for ${what}`)
 }
 
+// Fixed, so that running the demo again sends the same application under the same Idempotency-Key and gets the same
+// case back instead of a 422.
+const DEMO_CONSENT_AT = '2026-01-05T09:00:00+08:00'
+
 const step = (direction: string, text: string) => console.log(`${direction.padEnd(22)} ${text}`)
 
 async function walk(
@@ -78,7 +82,7 @@ async function walk(
       consent: {
         economicCheckAuthorised: true,
         recordedBy: `${residenceCity}-demo-caseworker`,
-        recordedAt: new Date().toISOString(),
+        recordedAt: DEMO_CONSENT_AT,
       },
       documents: [],
     },
@@ -125,9 +129,15 @@ async function walk(
     const view = await call(hukouCity, 'reviewer', 'GET', `/v1/incoming-cases/${incoming.id}`)
     return ['info_supplied', 'decided'].includes(view.status) ? view : undefined
   })
+  const review = await call(hukouCity, 'reviewer', 'GET', `/v1/incoming-cases/${incoming.id}`)
+  const recommended = review.recommendation?.recommendations?.subsistenceMonthlyFen ?? 0
+  step(
+    direction,
+    `policy recommends ${recommended / 100} yuan a month (${review.recommendation?.policy?.city} figures)`,
+  )
   const decided = await act('decide', {
     outcome: 'approved',
-    monthlyAmountFen: 80_000,
+    monthlyAmountFen: recommended,
     startMonth: '2027-01',
     reviewDate: '2027-12-01',
   })

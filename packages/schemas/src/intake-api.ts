@@ -106,6 +106,12 @@ export const CaseView = StrictObject(
       StrictObject({ requestId: Type.String({ format: 'uuid' }), missing: Type.Array(Type.String()) }),
       Type.Null(),
     ]),
+    recommendation: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
+      description:
+        'Incoming cases: the categories the household fits under the policy in force today, with reasons, and the ' +
+        'recommended amounts in fen (see services/intake/src/domain/benefits.ts). A decision that departs from the ' +
+        'recommended subsistence amount needs a departureReason.',
+    }),
     allowedActions: Type.Array(Type.String(), { description: 'What the caller may do next' }),
     events: Type.Array(CaseEvent),
   },
@@ -156,6 +162,9 @@ export const DecisionRequest = Type.Union(
       monthlyAmountFen: Fen,
       startMonth: Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' }),
       reviewDate: IsoDate,
+      departureReason: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 2000, description: 'Why the amount differs from the recommendation' }),
+      ),
     }),
     StrictObject({ outcome: Type.Literal('rejected'), reason: Text(2000) }),
   ],

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely'
 import type { CaseEventTable, CaseTable } from '../db/schema.ts'
 import { allowedActions, isFinal } from '../domain/lifecycle.ts'
 import type { CaseContext } from './context.ts'
+import { recommendationFor } from './recommendation.ts'
 import { openForm } from './sealing.ts'
 
 type CaseRow = Selectable<CaseTable>
@@ -54,6 +55,7 @@ export function caseView(context: CaseContext, row: CaseRow, events: EventRow[],
     partnerLatest: row.partner_latest,
     decision: row.decision,
     openInfoRequest: row.open_info_request,
+    recommendation: recommendationFor(context, row) as unknown as Record<string, unknown> | null,
     allowedActions: allowedActions(
       row.side,
       row.status as never,

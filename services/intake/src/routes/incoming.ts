@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { AUTH_PROBLEMS, BEARER_SECURITY, standardProblemResponses } from '@pilot/kit'
+import { AUTH_PROBLEMS, BEARER_SECURITY, problems, standardProblemResponses } from '@pilot/kit'
 import { CaseView, DecisionRequest, InfoRequest, RefuseRequest, StrictObject } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { type Static, type TSchema, Type } from 'typebox'
 import { actorOf, type CaseContext } from '../cases/context.ts'
+import { recommendationFor } from '../cases/recommendation.ts'
 import { actOnCase, type CaseActionInput, readCase } from '../cases/workflows.ts'
 import { caseListRoute } from './case-list.ts'
 
