@@ -181,7 +181,7 @@ export function logTail(file: string, bytes = 2000): string {
 export type StatementLabels = [RegExp, string][]
 
 export interface ActivityRow {
-  /** database/application_name */
+  /** The backend's application_name: <city>-<service> for the services. */
   who: string
   what: string
   /** Average number of backends in this state over the samples. */
@@ -209,6 +209,7 @@ export class ActivitySampler {
   constructor(
     private readonly client: pg.Client,
     private readonly databases: string[],
+    /** application_name values to watch; the services use <city>-<service>. */
     private readonly applications: string[],
     private readonly labels: StatementLabels,
   ) {}
@@ -257,11 +258,35 @@ export class ActivitySampler {
     for (const row of rows) {
       let what: string
       if (row.state === 'idle') what = 'idle (free in the pool)'
-      else if (row.state === 'idle in transaction') what = `in a transaction, waiting for the service, after: ${this.label(row.query)}`
-      else if (row.wait_type && row.wait_type !== 'Client') what = `waiting ${row.wait_type}:${row.wait}: ${this.label(row.query)}`
+      else if (row.state === 'idle in transaction')
+        what = `in a transaction, waiting for the service, after: ${this.label(row.query)}`
+      else if (row.wait_type && row.wait_type !== 'Client')
+        what = `waiting ${row.wait_type}:${row.wait}: ${this.label(row.query)}`
       else what = `running: ${this.label(row.query)}`
-      const key = `${row.datname}/${row.app}\t${what}`
+      const key = `${row.app}\t${what}`
       this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
     }
   }
+}
+
+/**
+ * The activity table's rows: per application, its busy backends (not idle) in all, then each state holding at least
+ * `minimum` of them on average. Free pool connections are left out; an application with none busy shows a single 0.
+ */
+export function activityRows(summary: ActivitySummary, minimum = 0.05): (string | number)[][] {
+  const rows: (string | number)[][] = []
+  const apps = [...new Set(summary.rows.map((row) => row.who))]
+  for (const app of apps) {
+    const busy = summary.rows.filter((row) => row.who === app && !row.what.startsWith('idle'))
+    rows.push([
+      app,
+      'busy (not free in the pool), all states',
+      round(
+        busy.reduce((sum, row) => sum + row.backends, 0),
+        2,
+      ),
+    ])
+    for (const row of busy) if (row.backends >= minimum) rows.push([app, row.what, row.backends])
+  }
+  return rows
 }

@@ -1,0 +1,657 @@
+/**
+ * Application intake with 50 concurrent caseworkers: POST /v1/applications on the real Shenzhen intake service, which
+ * asks the real residence service (3-month rule, signed attestation) and hands the case.transfer to the real gateway,
+ * against a bare Fastify + one INSERT baseline on the same database, alternating twice and keeping the better run of
+ * each. Every request is a different applicant (hukou in Zhongshan, residence evidence imported beforehand through the
+ * residence import endpoint) with its own Idempotency-Key.
+ *
+ * Transfers: Shenzhen's federation.outbound queue is paused while a measured run loads the service, so the transfers
+ * wait in the queue (the delivery work is asynchronous and would otherwise take CPU from the two cores under test);
+ * after the run it is resumed and the Shenzhen gateway delivers them to a real Zhongshan gateway, and the next run
+ * starts only once every transfer is delivered and its outcome recorded. The drain is reported.
+ * Databases bench_intake_shenzhen and bench_intake_zhongshan are created afresh each run and left for inspection.
+ */
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { createRedis, ensureDevSecrets, mintDevToken, QueueRegistry } from '@pilot/kit'
+import type { FederationQueues } from '@pilot/schemas'
+import type pg from 'pg'
+import {
+  ActivitySampler,
+  type ActivitySummary,
+  activityRows,
+  adminUrl,
+  cityEnv,
+  connect,
+  keysDir,
+  logTail,
+  type RunningService,
+  recreateDatabase,
+  redisUrl,
+  removeRedisKeys,
+  runTag,
+  type StatementLabels,
+  startService,
+  writeProfile,
+} from './city.ts'
+import {
+  type BenchOptions,
+  type BenchResult,
+  type BenchTable,
+  type BenchTarget,
+  best,
+  busyPercent,
+  type Child,
+  cpuSeconds,
+  freePort,
+  type LoadFigures,
+  load,
+  log,
+  machineCpu,
+  makeTempDir,
+  removeTempDir,
+  round,
+  startNode,
+  waitReady,
+  withTimeout,
+} from './lib.ts'
+import {
+  type CallFrame,
+  mainThreadProfile,
+  type ProfileSummary,
+  profileDir,
+  type Stage,
+  summariseProfile,
+} from './profile.ts'
+import { idNumberOf } from './residence-data.ts'
+
+const CITY = 'shenzhen'
+const HUKOU = 'zhongshan'
+const DATABASES = { [CITY]: 'bench_intake_shenzhen', [HUKOU]: 'bench_intake_zhongshan' }
+/** Applicants with residence evidence; each request takes the next one, so none is asked for twice in a run. */
+const APPLICANTS = 40_000
+/** Household members are other people: person p's spouse is person p + SPOUSE_OFFSET (no evidence needed). */
+const SPOUSE_OFFSET = 1_000_000
+const CONNECTIONS = 50
+/** One caseworker identity per connection's worth of load, in rotation (autocannon keeps no per-connection state). */
+const CASEWORKERS = 50
+/** The service's default DATABASE_POOL_MAX; the baseline gets the same. */
+const POOL_SIZE = 10
+const DRAIN_TIMEOUT_MS = 180_000
+
+const TARGET_RATIO = 0.35
+const TARGET_P99_MS = 100
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The application of the cross-city test, for applicant p (hukou in Zhongshan, one spouse). */
+function application(p: number): string {
+  return JSON.stringify({
+    applicant: {
+      idNumber: idNumberOf(p),
+      name: '林晓',
+      phone: '13800138000',
+      address: '深圳市南山区某街道1号',
+      monthlyIncomeFen: 50_000,
+      assetsFen: 0,
+    },
+    hukouCity: HUKOU,
+    category: 'subsistence_allowance',
+    household: [
+      {
+        idNumber: idNumberOf(p + SPOUSE_OFFSET),
+        name: '陈伟',
+        relation: 'spouse',
+        monthlyIncomeFen: 30_000,
+        assetsFen: 100_000,
+      },
+    ],
+    circumstances: 'Lost work after an illness.',
+    rigidExpenditures: { medicalFen: 120_000, educationFen: 0, otherFen: 0 },
+    consent: {
+      economicCheckAuthorised: true,
+      recordedBy: `${CITY}-caseworker-1`,
+      recordedAt: '2026-11-30T09:00:00+08:00',
+    },
+    documents: [{ name: 'hospital-bill.pdf', mediaType: 'application/pdf', sha256: 'a'.repeat(64) }],
+  })
+}
+
+/** Evidence that makes applicant p eligible in Shenzhen: residence registration since 2024, still valid. */
+function evidenceFeed(): string {
+  const lines: string[] = []
+  for (let p = 0; p < APPLICANTS; p++) {
+    lines.push(
+      JSON.stringify({
+        idNumber: idNumberOf(p),
+        kind: 'residence_registration',
+        validFrom: '2024-01-01',
+        validTo: null,
+        sourceRef: `BENCH-RR-${p}`,
+      }),
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/**
+ * Requests for one target: the next applicant, a fresh Idempotency-Key and the next caseworker's token. Both targets get
+ * the very same bytes (the baseline ignores the token); each has its own counter so the baseline uses no applicants.
+ */
+class Requests {
+  private next = 0
+  /** Requests that asked for an applicant already asked for (the counter went round). */
+  reused = 0
+
+  constructor(
+    private readonly tag: string,
+    private readonly name: string,
+    private readonly tokens: string[],
+  ) {}
+
+  get issued(): number {
+    return this.next
+  }
+
+  request = (): { body: string; headers: Record<string, string> } => {
+    const n = this.next++
+    if (n >= APPLICANTS) this.reused++
+    return {
+      body: application(n % APPLICANTS),
+      headers: {
+        'idempotency-key': `bench-${this.tag}-${this.name}-${n}`,
+        authorization: `Bearer ${this.tokens[n % this.tokens.length]}`,
+      },
+    }
+  }
+}
+
+interface Target {
+  name: 'baseline' | 'service'
+  url: string
+  /** The processes whose CPU is counted for this target. */
+  processes: () => Record<string, Child>
+  requests: Requests
+}
+
+interface RunFigures extends LoadFigures {
+  /** CPU ms per request of each process (user + system), and of the machine (all cores, everything). */
+  cpuMsPerRequest: Record<string, number>
+  machineBusyPercent: number
+  warmupRequests: number
+  activity: ActivitySummary
+}
+
+async function measure(target: Target, options: BenchOptions, sampler: ActivitySampler): Promise<RunFigures> {
+  const common = {
+    url: target.url,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json' },
+    connections: CONNECTIONS,
+    body: target.requests.request,
+  }
+  let warmupRequests = 0
+  if (options.warmupSeconds > 0) {
+    const warmup = await load({ ...common, durationSeconds: options.warmupSeconds })
+    warmupRequests = warmup.ok + warmup.non2xx
+  }
+  const processes = target.processes()
+  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, child]) => [name, cpuSeconds(child.pid)]))
+  const machineBefore = machineCpu()
+  sampler.start()
+  const figures = await load({ ...common, durationSeconds: options.durationSeconds })
+  const activity = await sampler.stop()
+  const machineBusy = busyPercent(machineBefore, machineCpu())
+  const requests = figures.ok + figures.non2xx
+  const cpuMsPerRequest = Object.fromEntries(
+    Object.entries(processes).map(([name, child]) => [
+      name,
+      requests > 0 ? round(((cpuSeconds(child.pid) - (cpuBefore[name] ?? 0)) * 1000) / requests, 3) : Number.NaN,
+    ]),
+  )
+  return { ...figures, cpuMsPerRequest, machineBusyPercent: machineBusy, warmupRequests, activity }
+}
+
+interface Drain {
+  transfers: number
+  seconds: number
+  /** Transfers still without a delivery outcome when the wait gave up. */
+  pending: number
+}
+
+/** Outbox rows (the transfers) still without a delivery outcome. */
+async function openTransfers(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    'select count(*)::int as n from intake.outbox where outcome is null',
+  )
+  return rows[0]?.n ?? 0
+}
+
+/** Resumes delivery and waits until every transfer has its outcome recorded in the intake outbox. */
+async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<FederationQueues>['queue']>) {
+  const transfers = await openTransfers(client)
+  const started = Date.now()
+  await outbound.resume()
+  let pending = transfers
+  while (pending > 0 && Date.now() - started < DRAIN_TIMEOUT_MS) {
+    await sleep(250)
+    pending = await openTransfers(client)
+  }
+  return { transfers, seconds: round((Date.now() - started) / 1000, 1), pending }
+}
+
+const named =
+  (functionName: string, urlPart = '') =>
+  (frame: CallFrame): boolean =>
+    frame.functionName === functionName && frame.url.includes(urlPart)
+const inPackage =
+  (...names: string[]) =>
+  (frame: CallFrame): boolean =>
+    names.some((name) => frame.url.includes(`/node_modules/${name}/`))
+
+/** The suspects on a submission's path through the intake service, for --profile. */
+const INTAKE_STAGES: Stage[] = [
+  { label: 'ES256 verify: bearer token (WebCrypto)', match: named('verify', 'node:internal/crypto/webcrypto') },
+  { label: 'jose, all of it', match: inPackage('jose') },
+  { label: 'residence call (fetch, undici)', match: (f) => f.url.includes('undici') },
+  { label: 'request hash (canonical JSON + SHA-256)', match: named('canonicalJson') },
+  { label: 'identity number validation', match: named('validateIdNumber') },
+  { label: 'todayIn (Intl.DateTimeFormat)', match: named('todayIn') },
+  { label: 'review deadline (working days)', match: named('reviewDeadline') },
+  { label: 'matching hash + blind index (HMAC)', match: (f) => named('matchingHash')(f) || named('blindIndex')(f) },
+  { label: 'form sealing (AES-GCM)', match: named('sealForm') },
+  { label: 'audit chain hash', match: named('auditHash') },
+  { label: 'case view (unseal + shape)', match: named('caseView') },
+  { label: 'query building (Kysely)', match: inPackage('kysely') },
+  { label: 'PostgreSQL driver (pg, pg-protocol)', match: inPackage('pg', 'pg-protocol', 'pg-pool') },
+  { label: 'outbox relay + outcomes (BullMQ, ioredis)', match: inPackage('bullmq', 'ioredis') },
+  { label: 'Fastify (routing, hooks; compiled validators are anonymous)', match: inPackage('fastify', 'ajv') },
+  { label: 'logging (pino)', match: inPackage('pino', '@pinojs/redact') },
+  { label: 'metrics (prom-client)', match: inPackage('prom-client') },
+  {
+    label: 'socket writes (native writev/writeBuffer)',
+    match: (f) => f.url === '' && /^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(f.functionName),
+    selfOnly: true,
+  },
+  { label: 'garbage collection', match: named('(garbage collector)'), selfOnly: true },
+]
+
+/** Statements of a submission (and of the baseline), for the PostgreSQL activity table. */
+const STATEMENTS: StatementLabels = [
+  [/hashtextextended/, 'Idempotency-Key lock'],
+  [/pg_advisory_xact_lock/, 'audit-chain lock (one writer at a time)'],
+  [/^insert into "idempotency_keys"/, 'store the response (idempotency)'],
+  [/from "idempotency_keys"/, 'Idempotency-Key lookup'],
+  [/from "audit_log"/, 'audit chain head'],
+  [/nextval/, 'audit id'],
+  [/^insert into audit_log/, 'audit insert'],
+  [/^insert into "cases"/, 'case insert'],
+  [/^insert into "case_events"/, 'case event insert'],
+  [/^insert into "outbox"/, 'outbox insert'],
+  [/from "case_events"/, 'case events read'],
+  [/from "cases"/, 'case read'],
+  [/from outbox[\s\S]*for update skip locked/, 'outbox relay pass'],
+  [/^update "outbox"/, 'outbox update'],
+  [/from evidence/, 'residence: evidence lookup'],
+  [/INSERT INTO bench_baseline/, 'baseline insert'],
+  [/^\s*commit/i, 'commit'],
+  [/^\s*begin/i, 'begin'],
+]
+
+export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
+  const options: BenchOptions = { fresh: false, durationSeconds: 20, warmupSeconds: 3, profile: false, ...partial }
+  const notes: string[] = []
+  const tag = runTag()
+  const redisBase = `bench:intake:${tag}`
+  ensureDevSecrets(keysDir, [CITY, HUKOU])
+  const workDir = makeTempDir('bench-intake-')
+  const services: RunningService[] = []
+  const others: Child[] = []
+  const clients: pg.Client[] = []
+  const redis = createRedis({ url: redisUrl(), purpose: 'command', connectionName: 'bench-intake' })
+  let queues: QueueRegistry<FederationQueues> | undefined
+  try {
+    // ---- one city (Shenzhen: residence, intake, gateway) and Zhongshan's gateway to deliver to ----
+    const ports = {
+      residence: await freePort(),
+      intake: await freePort(),
+      gateway: await freePort(),
+      hukouGateway: await freePort(),
+      baseline: await freePort(),
+    }
+    const profilePath = writeProfile(join(workDir, 'pilot.yaml'), {
+      [CITY]: { residence: ports.residence, intake: ports.intake, gateway: ports.gateway },
+      [HUKOU]: { gateway: ports.hukouGateway },
+    })
+    const cityUrl = await recreateDatabase(DATABASES[CITY])
+    const hukouUrl = await recreateDatabase(DATABASES[HUKOU])
+    const envFor = (city: string, service: string, port: number, extra: Record<string, string> = {}) =>
+      cityEnv({
+        city,
+        databaseUrl: city === CITY ? cityUrl : hukouUrl,
+        profilePath,
+        redisPrefix: `${redisBase}:${city}`,
+        logFile: join(workDir, `${city}-${service}.log`),
+        port,
+        extra,
+      })
+    log('starting Shenzhen residence, gateway and intake, and the Zhongshan gateway')
+    const residence = await startService('residence', 'residence', envFor(CITY, 'residence', ports.residence))
+    services.push(residence)
+    const gateway = await startService('gateway', 'gateway', envFor(CITY, 'gateway', ports.gateway))
+    services.push(gateway)
+    const hukouGateway = await startService(
+      `${HUKOU} gateway`,
+      'gateway',
+      envFor(HUKOU, 'gateway', ports.hukouGateway, {
+        // Thousands of transfers arrive in a burst when delivery resumes; the default 6000/min would answer 429.
+        INBOUND_RATE_LIMIT_PER_MINUTE: '10000000',
+        // Nothing consumes Zhongshan's inbound queue here; no relay rechecks of messages nobody will take.
+        RELAY_RECHECK_SECONDS: '3600',
+      }),
+    )
+    services.push(hukouGateway)
+    const intakeEnv = envFor(CITY, 'intake', ports.intake)
+    let intake = await startService('intake', 'intake', intakeEnv)
+    services.push(intake)
+    const client = await connect(cityUrl)
+    clients.push(client)
+    await redis.connect()
+    queues = new QueueRegistry<FederationQueues>(redis, redisUrl(), `${redisBase}:${CITY}`)
+    const outbound = queues.queue('federation.outbound')
+
+    // ---- residence evidence for every applicant, through the import endpoint ----
+    const operator = await mintDevToken(keysDir, CITY, { roles: ['operator'], subject: `${CITY}-bench-loader` })
+    log(`importing residence evidence for ${APPLICANTS.toLocaleString('en')} applicants`)
+    const importStarted = performance.now()
+    const imported = await fetch(`${residence.url}/v1/residence/evidence:import`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/x-ndjson' },
+      body: evidenceFeed(),
+      signal: AbortSignal.timeout(300_000),
+    })
+    const summary = (await imported.json()) as { inserted?: number; rejected?: number }
+    const importSeconds = (performance.now() - importStarted) / 1000
+    if (!imported.ok || summary.inserted !== APPLICANTS || summary.rejected) {
+      throw new Error(`evidence import answered ${imported.status}: ${JSON.stringify(summary).slice(0, 2000)}`)
+    }
+    log(`  ${APPLICANTS} rows in ${importSeconds.toFixed(1)} s`)
+
+    // ---- 50 caseworkers, and the two targets ----
+    // Valid for the whole run: warm-ups, four measured runs, drains and the profile, with a wide margin.
+    const tokens = await Promise.all(
+      Array.from({ length: CASEWORKERS }, (_, i) =>
+        mintDevToken(keysDir, CITY, {
+          roles: ['caseworker'],
+          subject: `${CITY}-caseworker-${i + 1}`,
+          ttlSeconds: 7200,
+        }),
+      ),
+    )
+    const baselineLog = join(workDir, 'baseline.log')
+    const baselineChild = startNode(
+      'bench/baseline-intake-server.ts',
+      [],
+      { DATABASE_URL: cityUrl, DATABASE_POOL_MAX: String(POOL_SIZE), PORT: String(ports.baseline) },
+      baselineLog,
+    )
+    others.push(baselineChild)
+    await waitReady(`http://127.0.0.1:${ports.baseline}/health`, baselineChild, 60_000, baselineLog)
+
+    const serviceRequests = new Requests(tag, 'service', tokens)
+    const targets: Record<Target['name'], Target> = {
+      baseline: {
+        name: 'baseline',
+        url: `http://127.0.0.1:${ports.baseline}/v1/applications`,
+        processes: () => ({ baseline: baselineChild }),
+        requests: new Requests(tag, 'baseline', tokens),
+      },
+      service: {
+        name: 'service',
+        url: `${intake.url}/v1/applications`,
+        processes: () => ({
+          intake: intake.child,
+          residence: residence.child,
+          [`${CITY} gateway`]: gateway.child,
+          [`${HUKOU} gateway`]: hukouGateway.child,
+        }),
+        requests: serviceRequests,
+      },
+    }
+
+    // One submission by hand: the service must answer 201 with an eligible, queued case, or the load means nothing.
+    const first = serviceRequests.request()
+    const answer = await fetch(targets.service.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...first.headers },
+      body: first.body,
+      signal: AbortSignal.timeout(10_000),
+    })
+    const view = (await answer.json()) as { status?: string; residence?: { eligible?: boolean } }
+    if (answer.status !== 201 || view.status !== 'queued' || view.residence?.eligible !== true) {
+      throw new Error(
+        `a submission answered ${answer.status} ${JSON.stringify(view).slice(0, 1000)}; see ${intake.logFile}:\n` +
+          logTail(intake.logFile),
+      )
+    }
+
+    const samplerClient = await connect(adminUrl())
+    clients.push(samplerClient)
+    const applications = [`${CITY}-intake`, `${CITY}-residence`, `${CITY}-gateway`, 'bench-intake-baseline']
+    const sampler = new ActivitySampler(samplerClient, [DATABASES[CITY]], applications, STATEMENTS)
+
+    const runs: Record<Target['name'], RunFigures[]> = { baseline: [], service: [] }
+    const drains: Drain[] = []
+    for (let round = 1; round <= 2; round++) {
+      for (const target of [targets.baseline, targets.service]) {
+        log(`load: ${target.name}, round ${round} (${options.warmupSeconds} s warm-up, ${options.durationSeconds} s)`)
+        if (target.name === 'service') await outbound.pause()
+        const figures = await measure(target, options, sampler)
+        runs[target.name].push(figures)
+        log(
+          `  ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, ` +
+            `non-2xx ${figures.non2xx}, errors ${figures.errors}, machine CPU ${figures.machineBusyPercent} %`,
+        )
+        if (target.name === 'service') {
+          const drained = await drain(client, outbound)
+          drains.push(drained)
+          log(`  transfers: ${drained.transfers} delivered in ${drained.seconds} s, ${drained.pending} pending`)
+        }
+      }
+    }
+    const bestBaseline = best(runs.baseline) as RunFigures
+    const bestService = best(runs.service) as RunFigures
+    const ratio = bestService.requestsPerSecond / bestBaseline.requestsPerSecond
+    const failures = (list: RunFigures[]) => list.reduce((sum, r) => sum + r.non2xx + r.errors, 0)
+
+    // What the submissions left behind: every case queued for transfer, every transfer delivered to Zhongshan.
+    const { rows: left } = await client.query<{ cases: number; outbox: number; delivered: number; audit: number }>(
+      `select (select count(*)::int from intake.cases) as cases,
+         (select count(*)::int from intake.outbox) as outbox,
+         (select count(*)::int from intake.outbox where outcome = 'delivered') as delivered,
+         (select count(*)::int from intake.audit_log) as audit`,
+    )
+    const { rows: statuses } = await client.query<{ status: string; n: number }>(
+      'select status, count(*)::int as n from intake.cases group by status order by n desc',
+    )
+    const hukouClient = await connect(hukouUrl)
+    clients.push(hukouClient)
+    const { rows: arrived } = await hukouClient.query<{ n: number }>(
+      `select count(*)::int as n from gateway.messages where direction = 'inbound' and type = 'case.transfer'`,
+    )
+
+    // ---- --profile: the intake service alone under --cpu-prof (separate run, not comparable) ----
+    let profile: ProfileSummary | undefined
+    if (options.profile) {
+      await Promise.all([intake.child.stop(), baselineChild.stop()])
+      const dir = profileDir('intake-service')
+      intake = await startService('intake (profiled)', 'intake', intakeEnv, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+      services.push(intake)
+      const profiled: Target = { ...targets.service, url: `${intake.url}/v1/applications` }
+      log('profile: intake under --cpu-prof')
+      await outbound.pause()
+      const figures = await measure(profiled, options, sampler)
+      // Stopped before its transfers drain: delivery outcomes would be processed by this process and profiled too.
+      await intake.child.stop(20_000)
+      profile = summariseProfile(
+        mainThreadProfile(dir),
+        INTAKE_STAGES,
+        figures.ok + figures.non2xx + figures.warmupRequests,
+      )
+      log(`  ${figures.requestsPerSecond} req/s under the profiler`)
+      notes.push(
+        `CPU profile of the intake service (separate run, slowed by the profiler; main thread only): ${profile.file}`,
+      )
+    }
+
+    const benchTargets: BenchTarget[] = [
+      {
+        label: 'submission throughput vs baseline',
+        target: `≥ ${TARGET_RATIO * 100} %`,
+        actual: `${round(ratio * 100)} %`,
+        pass: ratio >= TARGET_RATIO,
+      },
+      {
+        label: 'submission p99 latency',
+        target: `< ${TARGET_P99_MS} ms`,
+        actual: `${bestService.p99Ms} ms`,
+        pass: bestService.p99Ms < TARGET_P99_MS,
+      },
+      {
+        label: 'failed requests (non-2xx + errors, all runs)',
+        target: '0',
+        actual: String(failures(runs.service) + failures(runs.baseline)),
+        pass: failures(runs.service) + failures(runs.baseline) === 0,
+      },
+    ]
+
+    const loadRow = (name: string, r: RunFigures) => [
+      name,
+      r.requestsPerSecond,
+      r.p50Ms,
+      r.p90Ms,
+      r.p99Ms,
+      r.maxMs,
+      r.non2xx,
+      r.errors,
+      Object.values(r.cpuMsPerRequest)[0] ?? '',
+      r.machineBusyPercent,
+    ]
+    const cpuColumns = Object.keys(bestService.cpuMsPerRequest)
+    const tables: BenchTable[] = [
+      {
+        title: `Submission, ${CONNECTIONS} connections, best of 2 × ${options.durationSeconds} s`,
+        columns: [
+          'target',
+          'req/s',
+          'p50 ms',
+          'p90 ms',
+          'p99 ms',
+          'max ms',
+          'non-2xx',
+          'errors',
+          'CPU ms/req',
+          'machine CPU %',
+        ],
+        rows: [
+          loadRow('baseline (Fastify + one INSERT)', bestBaseline),
+          loadRow('intake service (+ residence)', bestService),
+          ['service / baseline', `${round(ratio * 100)} %`, '', '', '', '', '', '', '', ''],
+        ],
+      },
+      {
+        title: 'Service CPU per submission by process (best run), ms',
+        columns: ['process', 'CPU ms/req'],
+        rows: cpuColumns.map((name) => [name, bestService.cpuMsPerRequest[name] ?? '']),
+      },
+      {
+        title:
+          `Where the PostgreSQL connections were during the best service run ` +
+          `(average backends of a pool of ${POOL_SIZE}, ${bestService.activity.samples} samples)`,
+        columns: ['application', 'state: last statement', 'backends'],
+        rows: activityRows(bestService.activity),
+      },
+      {
+        title: 'Transfers (case.transfer) after each service run: delivered to Zhongshan, outcome recorded',
+        columns: ['after run', 'transfers', 'seconds', 'per second', 'still pending'],
+        rows: drains.map((d, i) => [
+          `service, round ${i + 1}`,
+          d.transfers,
+          d.seconds,
+          d.seconds > 0 ? round(d.transfers / d.seconds) : '',
+          d.pending,
+        ]),
+      },
+    ]
+    if (profile) {
+      tables.push(
+        {
+          title: 'Where intake CPU goes (--cpu-prof, inclusive, stages overlap), ms per request',
+          columns: ['stage', 'ms/req', 'share %'],
+          rows: profile.stages.map((stage) => [stage.label, stage.msPerRequest, stage.share]),
+        },
+        {
+          title: 'Intake self time by package or area, and the top functions (--cpu-prof)',
+          columns: ['rank', 'area', 'share %', 'function', 'share %'],
+          rows: Array.from({ length: 12 }, (_, i) => [
+            i + 1,
+            profile?.byArea[i]?.area ?? '',
+            profile?.byArea[i]?.share ?? '',
+            profile?.topFunctions[i]?.fn ?? '',
+            profile?.topFunctions[i]?.share ?? '',
+          ]),
+        },
+      )
+    }
+    const leftRow = left[0]
+    notes.push(
+      `Service: real processes (node --import tsx services/<service>/src/server.ts) — Shenzhen residence, intake and ` +
+        `gateway on ${DATABASES[CITY]}, Zhongshan gateway on ${DATABASES[HUKOU]}; pools of ${POOL_SIZE}, ` +
+        'LOG_LEVEL=warn. POST /v1/applications, each request a different applicant with residence evidence (all ' +
+        `eligible, hukou ${HUKOU}), its own Idempotency-Key, ${CASEWORKERS} caseworker tokens in rotation.`,
+      `Baseline: bare Fastify, one INSERT of the same JSON into a jsonb column (uuid id) through a pg Pool of ` +
+        `${POOL_SIZE}, schema bench_baseline of the same database; no auth, validation, residence check, sealing, ` +
+        'history, audit, outbox or idempotency. Same request bytes.',
+      `Each target ran twice, alternating (baseline, service, baseline, service), ${options.warmupSeconds} s warm-up ` +
+        `+ ${options.durationSeconds} s, ${CONNECTIONS} connections; the better run of each is shown.`,
+      `During each service run Shenzhen's federation.outbound queue is paused (transfers wait in the queue); it is ` +
+        'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan (table above).',
+      `CPU ms/req: user + system per request of each process (PostgreSQL, Redis and the load generator excluded); ` +
+        `machine CPU %: all ${cpus().length} cores, everything included.`,
+      `Left behind: ${leftRow?.cases} cases (${statuses.map((s) => `${s.n} ${s.status}`).join(', ')}), ` +
+        `${leftRow?.delivered} of ${leftRow?.outbox} transfers delivered, ${arrived[0]?.n} stored by the Zhongshan ` +
+        `gateway, ${leftRow?.audit} audit rows. Residence evidence import: ${APPLICANTS} rows in ` +
+        `${importSeconds.toFixed(1)} s through POST /v1/residence/evidence:import.`,
+      ...(serviceRequests.reused > 0
+        ? [`${serviceRequests.reused} service requests asked for an applicant already asked for (counter went round).`]
+        : []),
+    )
+    return {
+      name: 'intake',
+      title: `Application intake, ${CONNECTIONS} concurrent caseworkers`,
+      tables,
+      targets: benchTargets,
+      notes,
+      details: {
+        options,
+        applicants: APPLICANTS,
+        importSeconds: round(importSeconds, 2),
+        runs,
+        best: { baseline: bestBaseline, service: bestService, ratio: round(ratio, 3) },
+        drains,
+        leftBehind: { ...leftRow, statuses, arrivedAtZhongshan: arrived[0]?.n },
+        profile,
+        peakRssMb: Object.fromEntries(services.map((s) => [s.name, s.child.peakRssMb()])),
+      },
+    }
+  } finally {
+    await Promise.all([...services.map((s) => s.child.stop()), ...others.map((child) => child.stop())])
+    await queues?.close().catch(() => {})
+    redis.disconnect()
+    await Promise.all(clients.map((client) => client.end().catch(() => {})))
+    await withTimeout('removing the Redis keys', 30_000, removeRedisKeys(redisBase)).catch((error: Error) =>
+      log(`could not remove Redis keys under ${redisBase}: ${error.message}`),
+    )
+    removeTempDir(workDir)
+  }
+}
