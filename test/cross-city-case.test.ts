@@ -158,11 +158,27 @@ describe('a case across two cities, with real services over HTTP', () => {
       (status) => status === 'info_supplied',
     )
 
+    // The reviewer sees the policy's recommendation: Zhongshan's standard (the hukou city's, 1160 yuan) for two people
+    // less their 800 yuan income.
+    const before = await call(zhongshan, 'intake', 'GET', `/v1/incoming-cases/${incomingId}`, 'reviewer')
+    expect(before.body.recommendation).toMatchObject({
+      policy: { city: 'zhongshan', effectiveFrom: '2022-01-01' },
+      recommendations: { subsistenceMonthlyFen: 152_000 },
+    })
+    const departing = await act('decide', {
+      outcome: 'approved',
+      monthlyAmountFen: 116_000,
+      startMonth: '2026-12',
+      reviewDate: '2027-12-01',
+    })
+    expect(departing.status).toBe(400)
+    expect(departing.body.errors).toEqual([expect.objectContaining({ pointer: '/departureReason' })])
     const decided = await act('decide', {
       outcome: 'approved',
       monthlyAmountFen: 116_000,
       startMonth: '2026-12',
       reviewDate: '2027-12-01',
+      departureReason: 'Spouse income verified lower than declared; partial month.',
     })
     expect(decided.body.status).toBe('decided')
     const final = await eventually(
@@ -170,6 +186,7 @@ describe('a case across two cities, with real services over HTTP', () => {
       (answer) => answer.body.status === 'decided',
     )
     expect(final.body.decision).toMatchObject({ outcome: 'approved', monthlyAmountFen: 116_000, startMonth: '2026-12' })
+    expect(final.body.decision.departureReason).toBeUndefined()
     expect(final.body.partnerLatest).toMatchObject({ type: 'case.decided' })
 
     const steps = (final.body.events as { action: string }[]).map((event) => event.action)

@@ -20,9 +20,18 @@ export const CASE_MESSAGE_TYPES = [
   'case.decided',
   'case.withdrawn',
 ] as const
-export const MESSAGE_TYPES = [...CASE_MESSAGE_TYPES, 'receipt'] as const
+/**
+ * Questions one city asks the others about a case it decides: they move no case through its lifecycle, so they are not
+ * case messages (the transition table never sends or receives them).
+ */
+export const CHECK_MESSAGE_TYPES = ['benefit.check', 'benefit.check_result'] as const
+/** What a city may POST to a partner's gateway: everything but `receipt`, which only travels as the answer. */
+export const PARTNER_MESSAGE_TYPES = [...CASE_MESSAGE_TYPES, ...CHECK_MESSAGE_TYPES] as const
+export const MESSAGE_TYPES = [...PARTNER_MESSAGE_TYPES, 'receipt'] as const
 export type MessageType = (typeof MESSAGE_TYPES)[number]
 export type CaseMessageType = (typeof CASE_MESSAGE_TYPES)[number]
+export type CheckMessageType = (typeof CHECK_MESSAGE_TYPES)[number]
+export type PartnerMessageType = (typeof PARTNER_MESSAGE_TYPES)[number]
 
 export const ASSISTANCE_CATEGORIES = [
   'subsistence_allowance',
@@ -124,6 +133,66 @@ export const CaseWithdrawnBody = StrictObject(
   { withdrawnAt: Type.String({ format: 'date-time' }), reason: Type.String({ maxLength: 2000 }) },
   { title: 'CaseWithdrawnBody' },
 )
+const CASE_REFERENCE_PATTERN = '^[A-Za-z0-9._:-]+$'
+const MONTH_PATTERN = '^[0-9]{4}-(0[1-9]|1[0-2])$'
+
+/**
+ * The duplicate-benefit check: the hukou city, on accepting a case, asks every other pilot city whether any member of
+ * the household already has a benefit or an open application there. Members are named by subject only; `ref` is the
+ * asking case's reference.
+ */
+export const BenefitCheckBody = StrictObject(
+  {
+    checkId: Type.String({ format: 'uuid', description: 'Names this check; the answer repeats it' }),
+    subjects: Type.Array(PersonSubject, {
+      minItems: 1,
+      // The household of case.transfer (at most 30) and its applicant, who is normally one of them.
+      maxItems: 31,
+      uniqueItems: true,
+      description: 'Every household member of the asking case, the applicant included, each once',
+    }),
+    asOf: Type.String({
+      format: 'date',
+      description: 'The asking city’s today (YYYY-MM-DD): a benefit whose review date is before it is not active',
+    }),
+  },
+  { title: 'BenefitCheckBody' },
+)
+
+export const BENEFIT_MATCH_KINDS = ['active_benefit', 'open_application'] as const
+export const BenefitMatch = StrictObject(
+  {
+    subject: PersonSubject,
+    kind: Type.Enum([...BENEFIT_MATCH_KINDS], {
+      description: 'An approved decision of the answering city, or a case there that is not final yet',
+    }),
+    category: AssistanceCategory,
+    caseReference: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      pattern: CASE_REFERENCE_PATTERN,
+      description: 'The answering city’s case reference',
+    }),
+    activeFrom: Type.Optional(
+      Type.String({ pattern: MONTH_PATTERN, description: 'active_benefit: the first month of the benefit' }),
+    ),
+    activeUntil: Type.Optional(
+      Type.String({ format: 'date', description: 'active_benefit: the review date of the decision (YYYY-MM-DD)' }),
+    ),
+  },
+  { title: 'BenefitMatch' },
+)
+export const BenefitCheckResultBody = StrictObject(
+  {
+    checkId: Type.String({ format: 'uuid', description: 'The checkId of the benefit.check answered' }),
+    matches: Type.Array(BenefitMatch, {
+      maxItems: 100,
+      description: 'Empty when nothing matched; the answering city is the message’s iss',
+    }),
+  },
+  { title: 'BenefitCheckResultBody' },
+)
+
 export const ReceiptBody = StrictObject(
   {
     status: Type.Enum(['accepted', 'duplicate']),
@@ -140,6 +209,8 @@ export const MESSAGE_BODIES = {
   'case.info_supplied': CaseInfoSuppliedBody,
   'case.decided': CaseDecidedBody,
   'case.withdrawn': CaseWithdrawnBody,
+  'benefit.check': BenefitCheckBody,
+  'benefit.check_result': BenefitCheckResultBody,
   receipt: ReceiptBody,
 } as const satisfies Record<MessageType, TSchema>
 
@@ -154,7 +225,7 @@ export const MessageClaims = StrictObject(
     iat: Type.Integer(),
     exp: Type.Integer(),
     type: Type.Enum([...MESSAGE_TYPES]),
-    ref: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' }),
+    ref: Type.String({ minLength: 1, maxLength: 128, pattern: CASE_REFERENCE_PATTERN }),
     usr: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     body: Type.Unknown(),
   },
@@ -166,7 +237,7 @@ export type MessageClaims = Static<typeof MessageClaims>
 export interface OutboundMessage {
   messageId: string
   to: string
-  type: CaseMessageType
+  type: PartnerMessageType
   ref: string
   usr?: string
   body: unknown
@@ -174,7 +245,7 @@ export interface OutboundMessage {
 export interface InboundMessage {
   messageId: string
   from: string
-  type: CaseMessageType
+  type: PartnerMessageType
   ref: string
   usr?: string
   body: unknown
@@ -183,7 +254,7 @@ export interface InboundMessage {
 export interface DeliveryOutcome {
   messageId: string
   to: string
-  type: CaseMessageType
+  type: PartnerMessageType
   ref: string
   outcome: 'delivered' | 'dead'
   receiptStatus?: 'accepted' | 'duplicate'

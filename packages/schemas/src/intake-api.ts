@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox'
 import { IsoDate, StrictObject } from './common.ts'
-import { AssistanceCategory, DocumentReference, Fen } from './federation.ts'
+import { AssistanceCategory, BENEFIT_MATCH_KINDS, DocumentReference, Fen } from './federation.ts'
 import { RESIDENCE_REASONS } from './residence-api.ts'
 
 const IdNumber = Type.String({ pattern: '^[0-9]{17}[0-9Xx]$', description: 'Resident identity number (GB 11643)' })
@@ -71,6 +71,45 @@ export const PartnerWord = StrictObject(
   { title: 'PartnerWord', description: "The other city's latest message about the case" },
 )
 
+export const BenefitCheckView = StrictObject(
+  {
+    asOf: IsoDate,
+    asked: Type.Array(Type.String(), { description: 'The other pilot cities asked when the case was accepted' }),
+    answered: Type.Array(Type.String(), { description: 'Those that have answered' }),
+    undelivered: Type.Array(Type.String(), {
+      description: 'Those the question could not be delivered to (dead-lettered; an operator can re-drive it)',
+    }),
+    matches: Type.Array(
+      StrictObject({
+        city: Type.String({ description: 'The city that reported it' }),
+        member: Type.Union([StrictObject({ name: Type.String(), relation: Type.String() }), Type.Null()], {
+          description: 'The household member concerned, from the transferred household',
+        }),
+        kind: Type.Enum([...BENEFIT_MATCH_KINDS]),
+        category: AssistanceCategory,
+        caseReference: Type.String({ description: 'The reporting city’s case' }),
+        activeFrom: Type.Union([Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' }), Type.Null()]),
+        activeUntil: Type.Union([IsoDate, Type.Null()]),
+      }),
+    ),
+    resolved: Type.Union([
+      StrictObject({
+        by: Type.String({ description: 'Pseudonymous id of the reviewer' }),
+        at: Type.String({ format: 'date-time' }),
+        note: Type.String(),
+        matches: Type.Integer({ minimum: 1, description: 'How many matches the resolution covered' }),
+      }),
+      Type.Null(),
+    ]),
+  },
+  {
+    title: 'BenefitCheckView',
+    description:
+      'Incoming cases: the duplicate-benefit check asked of every other pilot city when the case was accepted. ' +
+      'Approving needs every match resolved (resolve-benefit-matches); cities that have not answered do not block.',
+  },
+)
+
 export const CaseView = StrictObject(
   {
     id: Type.String({ format: 'uuid' }),
@@ -112,6 +151,7 @@ export const CaseView = StrictObject(
         'recommended amounts in fen (see services/intake/src/domain/benefits.ts). A decision that departs from the ' +
         'recommended subsistence amount needs a departureReason.',
     }),
+    benefitCheck: Type.Union([BenefitCheckView, Type.Null()]),
     allowedActions: Type.Array(Type.String(), { description: 'What the caller may do next' }),
     events: Type.Array(CaseEvent),
   },
@@ -172,3 +212,10 @@ export const DecisionRequest = Type.Union(
 )
 export type DecisionRequest = Static<typeof DecisionRequest>
 export const WithdrawRequest = StrictObject({ reason: Text(2000) })
+export const ResolveBenefitMatchesRequest = StrictObject({
+  note: Type.String({
+    minLength: 1,
+    maxLength: 2000,
+    description: 'Why the case may go ahead despite the matches (kept in this city’s record, not sent across)',
+  }),
+})

@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox'
 import { CityId, IsoDate, StrictObject } from './common.ts'
-import { CASE_MESSAGE_TYPES } from './federation.ts'
+import { PARTNER_MESSAGE_TYPES } from './federation.ts'
 import { CityBenefitsPolicies, PilotBenefitsSettings } from './policy.ts'
 
 /**
@@ -59,7 +59,7 @@ export const CityProfile = StrictObject({
     jwksUrl: HttpUrl,
     acceptsFrom: Type.Record(
       Type.String({ pattern: '^[a-z]+$' }),
-      Type.Array(Type.Enum([...CASE_MESSAGE_TYPES]), { uniqueItems: true }),
+      Type.Array(Type.Enum([...PARTNER_MESSAGE_TYPES]), { uniqueItems: true }),
       {
         description:
           'Which message types this city accepts from each partner city; a partner or type not listed is refused',

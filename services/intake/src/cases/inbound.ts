@@ -1,15 +1,17 @@
 import type { CaseTransferBody, DeliveryOutcome, InboundMessage } from '@pilot/schemas'
 import { type Jwks, VerificationError, verifyAttestation } from '@pilot/signing'
-import type { Transaction } from 'kysely'
 import type { Static } from 'typebox'
-import type { IntakeDatabase } from '../db/schema.ts'
 import { actionForInbound, nextStatus } from '../domain/lifecycle.ts'
 import { appendAudit } from './audit.ts'
+import {
+  answerBenefitCheck,
+  householdSubjects,
+  receiveBenefitCheckResult,
+  recordUndeliveredCheck,
+} from './benefit-check.ts'
 import type { Actor, CaseContext } from './context.ts'
 import { sealForm } from './sealing.ts'
-import { deadlineColumns, recordEvent, reviewDeadline, writeOutbox } from './workflows.ts'
-
-type Trx = Transaction<IntakeDatabase>
+import { deadlineColumns, firstTime, recordEvent, reviewDeadline, writeOutbox } from './workflows.ts'
 
 /** Fetches a pilot city's published JWKS (to check a residence attestation it signed). */
 export type JwksSource = (city: string) => Promise<Jwks>
@@ -29,24 +31,17 @@ export function profileJwksSource(context: CaseContext): JwksSource {
   }
 }
 
-/** Marks a message as applied; false when it already was (the gateway hands off at least once). */
-async function firstTime(trx: Trx, message: InboundMessage, outcome: string): Promise<boolean> {
-  const inserted = await trx
-    .insertInto('inbound_processed')
-    .values({ message_id: message.messageId, from_city: message.from, type: message.type, outcome })
-    .onConflict((conflict) => conflict.column('message_id').doNothing())
-    .returning('message_id')
-    .executeTakeFirst()
-  return inserted !== undefined
-}
-
 /**
  * Applies a message from another city, exactly once per message id, in one transaction with its effects. A message
  * about a case the sender is not party to, or one the case's state does not allow, changes nothing and is audited.
  */
 export async function applyInbound(context: CaseContext, message: InboundMessage, jwksOf: JwksSource): Promise<string> {
   const partner: Actor = { id: message.from, role: 'partner', requestId: message.messageId }
-  if (message.type === 'case.transfer') return receiveTransfer(context, message, jwksOf)
+  const type = message.type
+  if (type === 'case.transfer') return receiveTransfer(context, message, jwksOf)
+  // The duplicate-benefit check asks about people, not about a case the two cities share: no lifecycle step.
+  if (type === 'benefit.check') return answerBenefitCheck(context, message)
+  if (type === 'benefit.check_result') return receiveBenefitCheckResult(context, message)
 
   return context.db.transaction().execute(async (trx) => {
     const audit = (action: string, caseId: string | null, detail: Record<string, string>) =>
@@ -59,7 +54,7 @@ export async function applyInbound(context: CaseContext, message: InboundMessage
         requestId: message.messageId,
         detail,
       })
-    const mapping = actionForInbound(message.type)
+    const mapping = actionForInbound(type)
     const side = message.type === 'case.info_supplied' || message.type === 'case.withdrawn' ? 'incoming' : 'outgoing'
     const row = await trx
       .selectFrom('cases')
@@ -197,6 +192,10 @@ async function receiveTransfer(context: CaseContext, message: InboundMessage, jw
         caseworker_id: null,
         form_sealed: sealForm(context.piiKey, body),
         household_size: body.household.length,
+        household_subjects: householdSubjects(
+          body.applicant.subject,
+          body.household.map((member) => member.subject),
+        ),
         residence: null,
         attestation: body.attestation,
         ...(registered ? deadlineColumns(reviewDeadline(context, true)) : {}),
@@ -207,6 +206,7 @@ async function receiveTransfer(context: CaseContext, message: InboundMessage, jw
         }),
         decision: null,
         open_info_request: null,
+        benefit_check: null,
       })
       .returning('id')
       .executeTakeFirstOrThrow()
@@ -270,6 +270,11 @@ export async function applyDeliveryOutcome(context: CaseContext, outcome: Delive
     if (!row) return 'duplicate'
     if (!row.case_id) return 'recorded'
     const system: Actor = { id: 'system', role: 'system', requestId: outcome.messageId }
+    // A check that cannot reach a city is shown on the check, not as a step of the case: it blocks nothing.
+    if (outcome.outcome === 'dead' && row.type === 'benefit.check') {
+      await recordUndeliveredCheck(trx, row.case_id, outcome.to)
+      return 'dead'
+    }
     if (outcome.outcome === 'dead') {
       const current = await trx
         .selectFrom('cases')

@@ -2,6 +2,7 @@ import { type CaseView, compareDates, maskIdNumber, todayIn } from '@pilot/schem
 import type { Selectable } from 'kysely'
 import type { CaseEventTable, CaseTable } from '../db/schema.ts'
 import { allowedActions, isFinal } from '../domain/lifecycle.ts'
+import { benefitCheckView, mayResolveMatches } from './benefit-check.ts'
 import type { CaseContext } from './context.ts'
 import { recommendationFor } from './recommendation.ts'
 import { openForm } from './sealing.ts'
@@ -11,6 +12,8 @@ type EventRow = Selectable<CaseEventTable>
 
 interface ApplicantForm {
   applicant: { name: string; idNumber?: string; birthDate?: string }
+  /** Incoming cases (the transfer body) name each member's subject; applications do not. */
+  household?: { subject?: string; name: string; relation: string }[]
 }
 
 export function isOverdue(context: CaseContext, row: Pick<CaseRow, 'side' | 'status' | 'review_deadline'>): boolean {
@@ -56,11 +59,12 @@ export function caseView(context: CaseContext, row: CaseRow, events: EventRow[],
     decision: row.decision,
     openInfoRequest: row.open_info_request,
     recommendation: recommendationFor(context, row) as unknown as Record<string, unknown> | null,
-    allowedActions: allowedActions(
-      row.side,
-      row.status as never,
-      callerRole === 'reviewer' ? 'reviewer' : 'caseworker',
-    ),
+    benefitCheck: benefitCheckView(row.benefit_check, form.household ?? []),
+    allowedActions: [
+      ...allowedActions(row.side, row.status as never, callerRole === 'reviewer' ? 'reviewer' : 'caseworker'),
+      // Not a transition (the status stays), but something the reviewer has to do before approving.
+      ...(callerRole === 'reviewer' && mayResolveMatches(row) ? ['resolve_benefit_matches'] : []),
+    ],
     events: events.map((event) => ({
       at: event.at.toISOString(),
       action: event.action,

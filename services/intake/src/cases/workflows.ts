@@ -6,14 +6,15 @@ import {
   type CaseTransferBody,
   type CaseView,
   ID_NUMBER_REJECTIONS,
+  type InboundMessage,
   problemType,
   todayIn,
   validateIdNumber,
 } from '@pilot/schemas'
 import { canonicalJson, matchingHash } from '@pilot/signing'
-import { sql, type Transaction } from 'kysely'
+import { type Selectable, sql, type Transaction } from 'kysely'
 import type { Static } from 'typebox'
-import type { IntakeDatabase } from '../db/schema.ts'
+import type { CaseTable, IntakeDatabase } from '../db/schema.ts'
 import { type Action, nextStatus } from '../domain/lifecycle.ts'
 import { CalendarYearUnknown } from '../domain/working-days.ts'
 import { appendAudit } from './audit.ts'
@@ -22,6 +23,7 @@ import { sealForm } from './sealing.ts'
 import { caseView } from './views.ts'
 
 type Trx = Transaction<IntakeDatabase>
+type CaseRow = Selectable<CaseTable>
 
 export const INTAKE_PROBLEMS = {
   idempotencyMismatch: problemType('idempotency-key-reused'),
@@ -128,6 +130,17 @@ export async function writeOutbox(
   return id
 }
 
+/** Marks an inbound message as applied; false when it already was (the gateway hands off at least once). */
+export async function firstTime(trx: Trx, message: InboundMessage, outcome: string): Promise<boolean> {
+  const inserted = await trx
+    .insertInto('inbound_processed')
+    .values({ message_id: message.messageId, from_city: message.from, type: message.type, outcome })
+    .onConflict((conflict) => conflict.column('message_id').doNothing())
+    .returning('message_id')
+    .executeTakeFirst()
+  return inserted !== undefined
+}
+
 function checkIdentity(pointer: string, idNumber: string, today: string): string {
   const identity = validateIdNumber(idNumber, today)
   if (!identity.ok) throw problems.invalidField(pointer, ID_NUMBER_REJECTIONS[identity.reason])
@@ -174,7 +187,11 @@ export async function submitApplication(
           'This Idempotency-Key was used with a different application; use a new key for a new application.',
         )
       }
-      return { statusCode: earlier.status_code, body: earlier.response as CaseView }
+      // A response stored before a view field existed lacks it; for an application the field's value is null.
+      return {
+        statusCode: earlier.status_code,
+        body: { recommendation: null, benefitCheck: null, ...(earlier.response as object) } as CaseView,
+      }
     }
 
     const verification = await context.residence.verify(
@@ -184,6 +201,7 @@ export async function submitApplication(
     )
     const reference = `${context.regionCode}-${today.replaceAll('-', '')}-${randomBytes(5).toString('hex').toUpperCase()}`
     const subject = matchingHash(applicantId, context.matchingKey)
+    const memberSubjects = memberIds.map((memberId) => matchingHash(memberId, context.matchingKey))
     const form = {
       ...request,
       applicant: { ...request.applicant, idNumber: applicantId, birthDate: birthDateOf(applicantId) },
@@ -202,6 +220,7 @@ export async function submitApplication(
         caseworker_id: actor.id,
         form_sealed: sealForm(context.piiKey, form),
         household_size: request.household.length + 1,
+        household_subjects: [subject, ...memberSubjects],
         residence: JSON.stringify({
           eligible: verification.eligible,
           reasons: verification.reasons,
@@ -213,6 +232,7 @@ export async function submitApplication(
         partner_latest: null,
         decision: null,
         open_info_request: null,
+        benefit_check: null,
       })
       .returning('id')
       .executeTakeFirstOrThrow()
@@ -248,7 +268,7 @@ export async function submitApplication(
             ...(request.applicant.disability ? { disability: request.applicant.disability } : {}),
           },
           ...request.household.map((member, index) => ({
-            subject: matchingHash(memberIds[index] as string, context.matchingKey),
+            subject: memberSubjects[index] as string,
             name: member.name,
             relation: member.relation,
             birthDate: birthDateOf(memberIds[index] as string),
@@ -329,7 +349,10 @@ export interface CaseActionInput {
   /** Changes to the case row that come with the action. */
   changes?: Partial<Record<'decision' | 'open_info_request', unknown>>
   detail?: Record<string, unknown>
-  check?: (row: NonNullable<Awaited<ReturnType<typeof loadCase>>>) => void
+  /** A rule the transition table cannot express; an HttpProblem thrown here refuses the action like an illegal one. */
+  check?: (row: CaseRow) => void
+  /** Further writes that commit with the action, once it is allowed (the row is as it was before the action). */
+  alongside?: (trx: Trx, row: CaseRow, actor: Actor) => Promise<void>
 }
 
 /**
@@ -349,7 +372,12 @@ export async function actOnCase(
     if (!row) throw problems.notFound(`no ${side === 'outgoing' ? 'application' : 'incoming case'} ${id}`)
     const step = nextStatus(side, row.status as never, input.action, actor.role as never)
     if (!step.ok) return { row, allowed: step.allowed }
-    input.check?.(row)
+    try {
+      input.check?.(row)
+    } catch (error) {
+      if (error instanceof HttpProblem) return { row, problem: error }
+      throw error
+    }
     const decisionChange = input.changes?.decision
     const infoChange = input.changes?.open_info_request
     await trx
@@ -385,6 +413,7 @@ export async function actOnCase(
         body,
       })
     }
+    await input.alongside?.(trx, row, actor)
     await appendAudit(trx, {
       actor: actor.id,
       role: actor.role,
@@ -406,9 +435,13 @@ export async function actOnCase(
         action: `${side}.${input.action}.refused`,
         caseId: id,
         requestId: actor.requestId,
-        detail: { status: refused.row.status },
+        detail: {
+          status: refused.row.status,
+          ...(refused.problem ? { problem: refused.problem.type } : {}),
+        },
       }),
     )
+    if (refused.problem) throw refused.problem
     throw new HttpProblem(
       409,
       INTAKE_PROBLEMS.illegalTransition,

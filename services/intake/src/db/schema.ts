@@ -30,6 +30,8 @@ export interface CaseTable {
   /** The application (outgoing) or the transfer body (incoming), AES-256-GCM under the city's data key. */
   form_sealed: Buffer
   household_size: number
+  /** Matching hashes of every household member, the applicant included: what a duplicate-benefit check looks for. */
+  household_subjects: ColumnType<string[], string[] | undefined, string[]>
   residence: NullableJson<{
     eligible: boolean
     reasons: string[]
@@ -42,8 +44,32 @@ export interface CaseTable {
   partner_latest: NullableJson<{ type: string; at: string; detail: Record<string, unknown> }>
   decision: NullableJson<Record<string, unknown>>
   open_info_request: NullableJson<{ requestId: string; missing: string[] }>
+  /** Incoming cases: the duplicate-benefit check asked of the other pilot cities when the case was accepted. */
+  benefit_check: NullableJson<BenefitCheckState>
   submitted_at: ColumnType<Date, Date | undefined, never>
   updated_at: ColumnType<Date, Date | undefined, Date>
+}
+
+export interface BenefitCheckState {
+  checkId: string
+  asOf: string
+  /** The cities asked, and those that answered or whose question could not be delivered (dead-lettered). */
+  asked: string[]
+  answered: string[]
+  undelivered: string[]
+  /** What the answers found; `subject` stays here to name the member, it is never shown. */
+  matches: StoredBenefitMatch[]
+  resolved: { by: string; at: string; note: string; matches: number } | null
+}
+
+export interface StoredBenefitMatch {
+  city: string
+  subject: string
+  kind: 'active_benefit' | 'open_application'
+  category: string
+  caseReference: string
+  activeFrom: string | null
+  activeUntil: string | null
 }
 
 export interface CaseEventTable {

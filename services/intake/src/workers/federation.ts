@@ -1,5 +1,5 @@
 import { type QueueRegistry, queueOutbound } from '@pilot/kit'
-import type { CaseMessageType, FederationQueues } from '@pilot/schemas'
+import type { FederationQueues, PartnerMessageType } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import type { CaseContext } from '../cases/context.ts'
@@ -27,7 +27,7 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
       await queueOutbound(context.queues, {
         messageId: row.id,
         to: row.to_city,
-        type: row.type as CaseMessageType,
+        type: row.type as PartnerMessageType,
         ref: row.ref,
         ...(row.usr ? { usr: row.usr } : {}),
         body: row.body,

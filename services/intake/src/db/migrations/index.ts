@@ -1,7 +1,9 @@
 import type { Migrations } from '@pilot/kit'
 import * as cases from './20260101T000000_cases.ts'
+import * as benefitCheck from './20261201T000000_benefit_check.ts'
 
 /** Timestamp-named migrations, applied in name order. Each takes Kysely<any>: it is frozen in time. */
 export const migrations: Migrations = {
   '20260101T000000_cases': cases,
+  '20261201T000000_benefit_check': benefitCheck,
 }
