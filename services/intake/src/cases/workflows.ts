@@ -170,6 +170,24 @@ export async function submitApplication(
     throw problems.invalidField('/household', 'the same person appears twice in the household')
   }
 
+  const stored = () =>
+    context.db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('actor', '=', actor.id)
+      .where('key', '=', idempotencyKey)
+  // A repeat of a finished submission is answered without asking the residence service again.
+  const finished = await stored().executeTakeFirst()
+  // The residence service is asked before the transaction opens, so no connection or lock waits on an HTTP call;
+  // concurrent repeats may each ask (a read), and the lock below lets exactly one of them write.
+  const verification = finished
+    ? undefined
+    : await context.residence.verify(
+        callerToken,
+        { idNumber: applicantId, hukouCity: request.hukouCity },
+        actor.requestId ?? randomUUID(),
+      )
+
   return context.db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtextextended(${`${actor.id}|${idempotencyKey}`}, 0))`.execute(trx)
     const earlier = await trx
@@ -194,11 +212,7 @@ export async function submitApplication(
       }
     }
 
-    const verification = await context.residence.verify(
-      callerToken,
-      { idNumber: applicantId, hukouCity: request.hukouCity },
-      actor.requestId ?? randomUUID(),
-    )
+    if (!verification) throw new Error('an idempotency record vanished between two reads')
     const reference = `${context.regionCode}-${today.replaceAll('-', '')}-${randomBytes(5).toString('hex').toUpperCase()}`
     const subject = matchingHash(applicantId, context.matchingKey)
     const memberSubjects = memberIds.map((memberId) => matchingHash(memberId, context.matchingKey))
@@ -292,16 +306,6 @@ export async function submitApplication(
         body,
       })
     }
-    await appendAudit(trx, {
-      actor: actor.id,
-      role: actor.role,
-      city: context.city,
-      action: 'application.submit',
-      caseId,
-      requestId: actor.requestId,
-      detail: { status: step.to },
-    })
-
     const row = await loadCase(trx, 'outgoing', caseId)
     const view = caseView(context, row as NonNullable<typeof row>, await loadEvents(trx, caseId), actor.role)
     await trx
@@ -314,6 +318,16 @@ export async function submitApplication(
         response: JSON.stringify(view),
       })
       .execute()
+    // Last, so the audit log's lock (one chain per city) is held only for this insert and the commit.
+    await appendAudit(trx, {
+      actor: actor.id,
+      role: actor.role,
+      city: context.city,
+      action: 'application.submit',
+      caseId,
+      requestId: actor.requestId,
+      detail: { status: step.to },
+    })
     return { statusCode: 201, body: view }
   })
 }
@@ -328,6 +342,7 @@ export async function readCase(
   return context.db.transaction().execute(async (trx) => {
     const row = await loadCase(trx, side, id)
     if (!row) throw problems.notFound(`no ${side === 'outgoing' ? 'application' : 'incoming case'} ${id}`)
+    const view = caseView(context, row, await loadEvents(trx, id), actor.role)
     await appendAudit(trx, {
       actor: actor.id,
       role: actor.role,
@@ -336,7 +351,7 @@ export async function readCase(
       caseId: id,
       requestId: actor.requestId,
     })
-    return caseView(context, row, await loadEvents(trx, id), actor.role)
+    return view
   })
 }
 
