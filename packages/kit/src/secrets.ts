@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { type KeyRing, type KeyRingFiles, loadKeyRing } from '@pilot/signing'
 import { ConfigError } from './config-error.ts'
 
 /** Reads a base64 secret key of exactly `bytes` bytes from a file, naming the variable when it is wrong. */
@@ -14,4 +15,13 @@ export function readKeyFile(variable: string, path: string, bytes = 32): Buffer 
     throw new ConfigError(`Invalid configuration:\n  ${variable}=${path} must hold ${bytes} bytes in base64`)
   }
   return key
+}
+
+/** Loads a city's signing key ring, turning a bad key file into a configuration error that names the variables. */
+export function readKeyRing(variables: string, files: KeyRingFiles): KeyRing {
+  try {
+    return loadKeyRing(files)
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  ${variables}: ${(error as Error).message}`)
+  }
 }

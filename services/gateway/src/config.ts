@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig, type ServiceConfig } from '@pilot/kit'
-import { type KeyRing, loadKeyRing } from '@pilot/signing'
+import { loadConfig, readKeyRing, type ServiceConfig } from '@pilot/kit'
+import type { KeyRing } from '@pilot/signing'
 import { Type } from 'typebox'
 
 const GatewayEnv = {
@@ -75,19 +75,13 @@ export interface GatewayConfig extends ServiceConfig {
 
 export function readGatewayConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
   const config = loadConfig('gateway', GatewayEnv, env)
-  let keys: KeyRing
-  try {
-    keys = loadKeyRing({
+  return {
+    ...config,
+    keys: readKeyRing('SIGNING_*_FILE', {
       currentFile: config.env.SIGNING_KEY_FILE,
       nextFile: config.env.SIGNING_NEXT_KEY_FILE,
       retiredFile: config.env.SIGNING_RETIRED_KEYS_FILE,
-    })
-  } catch (error) {
-    throw new ConfigError(`Invalid configuration:\n  SIGNING_*_FILE: ${(error as Error).message}`)
-  }
-  return {
-    ...config,
-    keys,
+    }),
     messageLifetimeSeconds: config.env.MESSAGE_LIFETIME_SECONDS,
     delivery: {
       maxAttempts: config.env.DELIVERY_MAX_ATTEMPTS,

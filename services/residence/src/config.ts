@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig, readKeyFile, type ServiceConfig } from '@pilot/kit'
-import { type KeyRing, loadKeyRing } from '@pilot/signing'
+import { loadConfig, readKeyFile, readKeyRing, type ServiceConfig } from '@pilot/kit'
+import type { KeyRing } from '@pilot/signing'
 import { Type } from 'typebox'
 
 const ResidenceEnv = {
@@ -29,15 +29,9 @@ export interface ResidenceConfig extends ServiceConfig {
 
 export function readResidenceConfig(env: Record<string, string | undefined> = process.env): ResidenceConfig {
   const config = loadConfig('residence', ResidenceEnv, env)
-  let signingKeys: KeyRing
-  try {
-    signingKeys = loadKeyRing({ currentFile: config.env.SIGNING_KEY_FILE })
-  } catch (error) {
-    throw new ConfigError(`Invalid configuration:\n  SIGNING_KEY_FILE: ${(error as Error).message}`)
-  }
   return {
     ...config,
-    signingKeys,
+    signingKeys: readKeyRing('SIGNING_KEY_FILE', { currentFile: config.env.SIGNING_KEY_FILE }),
     blindIndexKey: readKeyFile('BLIND_INDEX_KEY_FILE', config.env.BLIND_INDEX_KEY_FILE),
     piiKey: readKeyFile('PII_ENCRYPTION_KEY_FILE', config.env.PII_ENCRYPTION_KEY_FILE),
     matchingKey: readKeyFile('MATCHING_KEY_FILE', config.env.MATCHING_KEY_FILE),

@@ -47,6 +47,24 @@ export async function appendAudit(trx: Transaction<IntakeDatabase>, record: Audi
             ${auditHash(prevHash, entry)})`.execute(trx)
 }
 
+/** An audit writer for what a partner city's message did, inside the transaction that applies it. */
+export function partnerAudit(
+  trx: Transaction<IntakeDatabase>,
+  city: string,
+  message: { from: string; messageId: string },
+) {
+  return (action: string, caseId: string | null, detail: Record<string, string | number | boolean | null>) =>
+    appendAudit(trx, {
+      actor: message.from,
+      role: 'partner',
+      city,
+      action,
+      caseId,
+      requestId: message.messageId,
+      detail,
+    })
+}
+
 /** Reads the whole chain in order and checks it; names the first row that does not verify. */
 export async function verifyAuditLog(db: Db): Promise<ReturnType<typeof verifyChain>> {
   const rows = await db.selectFrom('audit_log').selectAll().orderBy('id').execute()

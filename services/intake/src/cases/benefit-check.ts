@@ -14,7 +14,7 @@ import { type Selectable, sql, type Transaction } from 'kysely'
 import type { Static } from 'typebox'
 import type { BenefitCheckState, CaseTable, IntakeDatabase, StoredBenefitMatch } from '../db/schema.ts'
 import { isFinal } from '../domain/lifecycle.ts'
-import { appendAudit } from './audit.ts'
+import { appendAudit, partnerAudit } from './audit.ts'
 import type { Actor, CaseContext } from './context.ts'
 import { firstTime, loadCase, recordEvent, writeOutbox } from './workflows.ts'
 
@@ -137,16 +137,7 @@ export async function answerBenefitCheck(context: CaseContext, message: InboundM
       ref: message.ref,
       body: result,
     })
-    const audit = (action: string, caseId: string | null, detail: Record<string, string | number>) =>
-      appendAudit(trx, {
-        actor: message.from,
-        role: 'partner',
-        city: context.city,
-        action,
-        caseId,
-        requestId: message.messageId,
-        detail,
-      })
+    const audit = partnerAudit(trx, context.city, message)
     await audit('benefit.check_answered', null, { askingCity: message.from, ref: message.ref, matches: told.length })
     // Telling another city that a case exists is a read of that case: each one disclosed is in its own audit trail.
     for (const caseId of new Set(told.map((entry) => entry.caseId))) {

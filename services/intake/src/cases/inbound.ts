@@ -2,7 +2,7 @@ import type { CaseTransferBody, DeliveryOutcome, InboundMessage } from '@pilot/s
 import { type Jwks, VerificationError, verifyAttestation } from '@pilot/signing'
 import type { Static } from 'typebox'
 import { actionForInbound, nextStatus } from '../domain/lifecycle.ts'
-import { appendAudit } from './audit.ts'
+import { appendAudit, partnerAudit } from './audit.ts'
 import {
   answerBenefitCheck,
   householdSubjects,
@@ -44,16 +44,7 @@ export async function applyInbound(context: CaseContext, message: InboundMessage
   if (type === 'benefit.check_result') return receiveBenefitCheckResult(context, message)
 
   return context.db.transaction().execute(async (trx) => {
-    const audit = (action: string, caseId: string | null, detail: Record<string, string>) =>
-      appendAudit(trx, {
-        actor: message.from,
-        role: 'partner',
-        city: context.city,
-        action,
-        caseId,
-        requestId: message.messageId,
-        detail,
-      })
+    const audit = partnerAudit(trx, context.city, message)
     const mapping = actionForInbound(type)
     const side = message.type === 'case.info_supplied' || message.type === 'case.withdrawn' ? 'incoming' : 'outgoing'
     const row = await trx
