@@ -90,14 +90,18 @@ export async function migrateToLatest(
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<unknown>
+    /** The pool under `db`, for the rare hot statement worth preparing by name (one parse per connection). */
+    pgPool: pg.Pool
   }
 }
 
 /** Decorates the instance with `db` and closes the pool when the instance closes. */
 export const dbPlugin = fp(
   async (app: FastifyInstance, options: DatabaseOptions) => {
-    const db = createDb<unknown>(options)
+    const pool = createPool(options)
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
     app.decorate('db', db)
+    app.decorate('pgPool', pool)
     app.addHook('onClose', async () => {
       await db.destroy()
     })

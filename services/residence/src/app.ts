@@ -1,10 +1,8 @@
 import { type BuildOptions, buildServiceApp, jwksRoutes, type ServiceDefinition } from '@pilot/kit'
 import { Signer } from '@pilot/signing'
 import type { FastifyInstance } from 'fastify'
-import type { Kysely } from 'kysely'
 import type { ResidenceConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
-import type { ResidenceDatabase } from './db/schema.ts'
 import { feedImportRoutes } from './routes/feed-import.ts'
 import { registrationRoutes } from './routes/registrations.ts'
 import { verificationRoutes } from './routes/verifications.ts'
@@ -25,7 +23,7 @@ export async function buildApp(config: ResidenceConfig, options: BuildOptions = 
     config,
     async (app) => {
       const context = {
-        db: app.db as Kysely<ResidenceDatabase>,
+        pool: app.pgPool,
         pilot: config.pilot,
         city: config.cityProfile,
         blindIndexKey: config.blindIndexKey,

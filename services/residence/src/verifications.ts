@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { blindIndex } from '@pilot/kit'
 import type { CityProfile, PilotProfile, VerificationResult } from '@pilot/schemas'
 import { matchingHash, type Signer, signAttestation } from '@pilot/signing'
-import type { Kysely } from 'kysely'
+import type pg from 'pg'
 import { findEvidence } from './db/evidence-repository.ts'
-import type { ResidenceDatabase } from './db/schema.ts'
 import { decideResidence, RULE_VERSION } from './domain/three-month-rule.ts'
 
 export interface VerificationContext {
-  db: Kysely<ResidenceDatabase>
+  pool: pg.Pool
   pilot: PilotProfile
   city: CityProfile
   blindIndexKey: Buffer
@@ -30,7 +29,7 @@ export async function verifyResidence(
 ): Promise<VerificationResult> {
   const policy = context.city.policy.residence
   const evidence = await findEvidence(
-    context.db,
+    context.pool,
     blindIndex(context.blindIndexKey, request.idNumber),
     policy.countedEvidenceKinds,
   )

@@ -1,5 +1,6 @@
 import type { EvidenceKind } from '@pilot/schemas'
 import { type Kysely, sql, type Transaction } from 'kysely'
+import type pg from 'pg'
 import type { ResidenceDatabase } from './schema.ts'
 import { type UpsertOutcome, upsertOutcome } from './upsert-outcome.ts'
 
@@ -53,13 +54,20 @@ export interface StoredEvidence {
 }
 
 /**
- * Every record of one person of the given kinds; served by the (person_index, kind, source_ref) index. Written as one
- * fixed statement (kinds as an array parameter) because it runs on every verification: no query building per request.
+ * Every record of one person of the given kinds; served by the (person_index, kind, source_ref) index. It runs on every
+ * verification, so it is a statement prepared by name on each connection (parsed and planned once), sent straight to
+ * the pool rather than built per request.
  */
-export async function findEvidence(db: Db, personIndex: Buffer, kinds: readonly string[]): Promise<StoredEvidence[]> {
-  const { rows } = await sql<StoredEvidence>`
-    select kind, valid_from as "validFrom", valid_to as "validTo", source_ref as "sourceRef" from evidence
-    where person_index = ${personIndex} and kind = any(${kinds}::text[])
-    order by valid_from`.execute(db)
+export async function findEvidence(
+  pool: pg.Pool,
+  personIndex: Buffer,
+  kinds: readonly string[],
+): Promise<StoredEvidence[]> {
+  const { rows } = await pool.query<StoredEvidence>({
+    name: 'residence-find-evidence',
+    text: `select kind, valid_from as "validFrom", valid_to as "validTo", source_ref as "sourceRef" from evidence
+           where person_index = $1 and kind = any($2::text[]) order by valid_from`,
+    values: [personIndex, kinds],
+  })
   return rows
 }
