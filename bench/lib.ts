@@ -153,9 +153,28 @@ export function startNode(
   }
 }
 
+// Process groups a benchmark started detached (a whole pilot: a launcher and the services it starts), killed as groups.
+const groups = new Set<number>()
+
+/** Lets run.ts's last resort reach a detached process group (its leader's pid) and everything in it. */
+export function trackProcessGroup(pgid: number): void {
+  groups.add(pgid)
+}
+
+export function untrackProcessGroup(pgid: number): void {
+  groups.delete(pgid)
+}
+
 /** Last resort for run.ts: kill whatever is still running. */
 export function killAllChildren(): void {
   for (const child of children) child.kill('SIGKILL')
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
 }
 
 // Scratch directories (a 150 MB feed, logs), removed by their benchmark or, on Ctrl-C, by run.ts.

@@ -2,7 +2,7 @@
  * Runs the benchmarks, prints their figures and records them in bench/results/<timestamp>.{json,md} and latest.md.
  *
  *   pnpm bench                      every benchmark
- *   pnpm bench residence            one (or several, by name: residence, gateway, intake)
+ *   pnpm bench residence            one (or several, by name: residence, gateway, intake, pilot)
  *   pnpm bench residence --fresh    rebuild kept data sets first
  *   pnpm bench residence --profile  also CPU-profile the system under test (a separate, slower run)
  *   BENCH_DURATION=60 BENCH_WARMUP=5 pnpm bench     seconds per measured run / per warm-up
@@ -31,6 +31,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   residence: () => import('./residence.ts'),
   gateway: () => import('./gateway.ts'),
   intake: () => import('./intake.ts'),
+  pilot: () => import('./pilot.ts'),
 }
 
 const BENCH_TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MINUTES ?? 60) * 60_000
