@@ -137,8 +137,21 @@ export function wholeMonthsBetween(start: string, end: string): number {
 // one formatter per time zone is kept.
 const formatters = new Map<string, Intl.DateTimeFormat>()
 
+// "Today" asked for on every request changes once a day; the answer is kept for up to a second per time zone.
+const recentToday = new Map<string, { at: number; today: string }>()
+
 /** Today's date in an IANA time zone, e.g. todayIn('Asia/Shanghai'): the pilot's "today" is not the server's. */
-export function todayIn(timeZone: string, now: Date = new Date()): string {
+export function todayIn(timeZone: string, now?: Date): string {
+  if (now) return dateIn(timeZone, now)
+  const at = Date.now()
+  const recent = recentToday.get(timeZone)
+  if (recent && at - recent.at < 1000 && at >= recent.at) return recent.today
+  const today = dateIn(timeZone, new Date(at))
+  recentToday.set(timeZone, { at, today })
+  return today
+}
+
+function dateIn(timeZone: string, now: Date): string {
   let formatter = formatters.get(timeZone)
   if (!formatter) {
     formatter = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })
