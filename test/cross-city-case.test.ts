@@ -96,6 +96,25 @@ describe('a case across two cities, with real services over HTTP', () => {
       (item) => item.reference === reference,
     )
   }
+  /** Submits an application in Shenzhen and waits for it to arrive in Zhongshan. */
+  const submitAndReceive = async (idempotencyKey: string) => {
+    const submitted = await call(
+      shenzhen,
+      'intake',
+      'POST',
+      '/v1/applications',
+      'caseworker',
+      application(registeredInZhongshan),
+      {
+        'idempotency-key': idempotencyKey,
+      },
+    )
+    const incoming = await eventually(
+      () => incomingByReference(submitted.body.reference),
+      (found) => found?.status === 'received',
+    )
+    return { submitted, incoming }
+  }
   const application$ = (id: string) => call(shenzhen, 'intake', 'GET', `/v1/applications/${id}`, 'caseworker')
 
   it('goes from submission in Shenzhen to a decision in Zhongshan, every step shown once, in order, in both cities', async () => {
@@ -365,19 +384,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   })
 
   it('lists the cases past their review deadline', async () => {
-    const submitted = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      application(registeredInZhongshan),
-      { 'idempotency-key': 'overdue-case-01' },
-    )
-    const incoming = await eventually(
-      () => incomingByReference(submitted.body.reference),
-      (found) => found?.status === 'received',
-    )
+    const { incoming } = await submitAndReceive('overdue-case-01')
     const overdue = async () =>
       (await call(zhongshan, 'intake', 'GET', '/v1/incoming-cases?overdue=true&limit=200', 'reviewer')).body.items.map(
         (item: { id: string }) => item.id,
@@ -399,19 +406,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   }, 30_000)
 
   it('answers an illegal transition with 409 and changes nothing', async () => {
-    const submitted = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      application(registeredInZhongshan),
-      { 'idempotency-key': 'illegal-move-01' },
-    )
-    const incoming = await eventually(
-      () => incomingByReference(submitted.body.reference),
-      (found) => found?.status === 'received',
-    )
+    const { incoming } = await submitAndReceive('illegal-move-01')
     const decide = await call(zhongshan, 'intake', 'POST', `/v1/incoming-cases/${incoming?.id}/decide`, 'reviewer', {
       outcome: 'rejected',
       reason: 'too early',
