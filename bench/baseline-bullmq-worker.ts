@@ -6,15 +6,9 @@
  *   REDIS_URL=… REDIS_PREFIX=bench:… CONCURRENCY=16 tsx bench/baseline-bullmq-worker.ts
  */
 import { createRedis, QueueRegistry } from '@pilot/kit'
+import { requiredEnv } from './baseline-common.ts'
 
-const env = (name: string): string => {
-  const value = process.env[name]
-  if (!value) {
-    process.stderr.write(`${name} is required\n`)
-    process.exit(78)
-  }
-  return value
-}
+const env = requiredEnv
 
 const url = env('REDIS_URL')
 const redis = createRedis({ url, purpose: 'command', connectionName: 'bench-bullmq-baseline' })

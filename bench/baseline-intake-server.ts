@@ -9,15 +9,9 @@
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import pg from 'pg'
+import { requiredEnv, serveBaseline } from './baseline-common.ts'
 
-const env = (name: string): string => {
-  const value = process.env[name]
-  if (!value) {
-    process.stderr.write(`${name} is required\n`)
-    process.exit(78)
-  }
-  return value
-}
+const env = requiredEnv
 
 const pool = new pg.Pool({
   connectionString: env('DATABASE_URL'),
@@ -47,17 +41,4 @@ app.post<{ Body: unknown; Headers: { 'idempotency-key'?: string } }>('/v1/applic
   return reply.status(201).send({ id })
 })
 
-app.get('/health', async () => {
-  await pool.query('select 1')
-  return { ok: true }
-})
-
-const close = async () => {
-  await app.close()
-  await pool.end()
-  process.exit(0)
-}
-process.on('SIGTERM', close)
-process.on('SIGINT', close)
-
-await app.listen({ host: '127.0.0.1', port: Number(env('PORT')) })
+await serveBaseline(app, pool)

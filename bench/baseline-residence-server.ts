@@ -9,15 +9,9 @@ import { readFileSync } from 'node:fs'
 import { blindIndex } from '@pilot/kit'
 import Fastify from 'fastify'
 import pg from 'pg'
+import { requiredEnv, serveBaseline } from './baseline-common.ts'
 
-const env = (name: string): string => {
-  const value = process.env[name]
-  if (!value) {
-    process.stderr.write(`${name} is required\n`)
-    process.exit(78)
-  }
-  return value
-}
+const env = requiredEnv
 
 // As the service does: DATE columns stay 'YYYY-MM-DD' strings, so both serialise the same JSON.
 pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value)
@@ -41,17 +35,4 @@ app.post<{ Body: { idNumber: string } }>('/lookup', async (request) => {
   return rows
 })
 
-app.get('/health', async () => {
-  await pool.query('select 1')
-  return { ok: true }
-})
-
-const close = async () => {
-  await app.close()
-  await pool.end()
-  process.exit(0)
-}
-process.on('SIGTERM', close)
-process.on('SIGINT', close)
-
-await app.listen({ host: '127.0.0.1', port: Number(env('PORT')) })
+await serveBaseline(app, pool)

@@ -55,8 +55,9 @@ import {
   withTimeout,
 } from './lib.ts'
 import {
-  type CallFrame,
+  inPackage,
   mainThreadProfile,
+  named,
   type ProfileSummary,
   profileDir,
   type Stage,
@@ -504,15 +505,6 @@ async function waitForLine(child: Child, logFile: string, line: string, timeoutM
   }
   throw new Error(`${logFile} did not say ${line} ${exited ? '(the process exited)' : `within ${timeoutMs} ms`}`)
 }
-
-const named =
-  (functionName: string, urlPart = '') =>
-  (frame: CallFrame): boolean =>
-    frame.functionName === functionName && frame.url.includes(urlPart)
-const inPackage =
-  (...names: string[]) =>
-  (frame: CallFrame): boolean =>
-    names.some((name) => frame.url.includes(`/node_modules/${name}/`))
 
 /** The suspects on a message's path through both gateways, for --profile. */
 const GATEWAY_STAGES: Stage[] = [

@@ -46,6 +46,7 @@ import {
   freePort,
   type LoadFigures,
   load,
+  loadTargets,
   log,
   machineCpu,
   makeTempDir,
@@ -56,8 +57,9 @@ import {
   withTimeout,
 } from './lib.ts'
 import {
-  type CallFrame,
+  inPackage,
   mainThreadProfile,
+  named,
   type ProfileSummary,
   profileDir,
   type Stage,
@@ -239,15 +241,6 @@ async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<Feder
   }
   return { transfers, seconds: round((Date.now() - started) / 1000, 1), pending }
 }
-
-const named =
-  (functionName: string, urlPart = '') =>
-  (frame: CallFrame): boolean =>
-    frame.functionName === functionName && frame.url.includes(urlPart)
-const inPackage =
-  (...names: string[]) =>
-  (frame: CallFrame): boolean =>
-    names.some((name) => frame.url.includes(`/node_modules/${name}/`))
 
 /** The suspects on a submission's path through the intake service, for --profile. */
 const INTAKE_STAGES: Stage[] = [
@@ -462,7 +455,6 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     const bestBaseline = best(runs.baseline) as RunFigures
     const bestService = best(runs.service) as RunFigures
     const ratio = bestService.requestsPerSecond / bestBaseline.requestsPerSecond
-    const failures = (list: RunFigures[]) => list.reduce((sum, r) => sum + r.non2xx + r.errors, 0)
 
     // What the submissions left behind: every case queued for transfer, every transfer delivered to Zhongshan.
     const { rows: left } = await client.query<{ cases: number; outbox: number; delivered: number; audit: number }>(
@@ -505,24 +497,14 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     }
 
     const benchTargets: BenchTarget[] = [
-      {
-        label: 'submission throughput vs baseline',
-        target: `≥ ${TARGET_RATIO * 100} %`,
-        actual: `${round(ratio * 100)} %`,
-        pass: ratio >= TARGET_RATIO,
-      },
-      {
-        label: 'submission p99 latency',
-        target: `< ${TARGET_P99_MS} ms`,
-        actual: `${bestService.p99Ms} ms`,
-        pass: bestService.p99Ms < TARGET_P99_MS,
-      },
-      {
-        label: 'failed requests (non-2xx + errors, all runs)',
-        target: '0',
-        actual: String(failures(runs.service) + failures(runs.baseline)),
-        pass: failures(runs.service) + failures(runs.baseline) === 0,
-      },
+      ...loadTargets({
+        what: 'submission',
+        ratio,
+        targetRatio: TARGET_RATIO,
+        p99Ms: bestService.p99Ms,
+        targetP99Ms: TARGET_P99_MS,
+        runs: [...runs.service, ...runs.baseline],
+      }),
     ]
 
     const loadRow = (name: string, r: RunFigures) => [

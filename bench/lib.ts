@@ -340,3 +340,33 @@ export function best(runs: LoadFigures[]): LoadFigures {
   if (!first) throw new Error('no runs')
   return rest.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a), first)
 }
+
+/**
+ * The three targets every "service next to a raw baseline under load" bench reports: throughput ratio, p99 of the
+ * service's better run, and no failed request in any run.
+ */
+export function loadTargets(options: {
+  what: string
+  ratio: number
+  targetRatio: number
+  p99Ms: number
+  targetP99Ms: number
+  runs: readonly LoadFigures[]
+}): BenchTarget[] {
+  const failed = options.runs.reduce((sum, run) => sum + run.non2xx + run.errors, 0)
+  return [
+    {
+      label: `${options.what} throughput vs baseline`,
+      target: `≥ ${options.targetRatio * 100} %`,
+      actual: `${round(options.ratio * 100)} %`,
+      pass: options.ratio >= options.targetRatio,
+    },
+    {
+      label: `${options.what} p99 latency`,
+      target: `< ${options.targetP99Ms} ms`,
+      actual: `${options.p99Ms} ms`,
+      pass: options.p99Ms < options.targetP99Ms,
+    },
+    { label: 'failed requests (non-2xx + errors, all runs)', target: '0', actual: String(failed), pass: failed === 0 },
+  ]
+}

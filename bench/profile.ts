@@ -129,3 +129,15 @@ export function summariseProfile(file: string, stages: Stage[], requests: number
     topFunctions: top(byFunction, 25).map(({ name, ...rest }) => ({ fn: name, ...rest })),
   }
 }
+
+/** A stage matcher: frames of this function (optionally only from a URL containing `urlPart`). */
+export const named =
+  (functionName: string, urlPart = '') =>
+  (frame: CallFrame): boolean =>
+    frame.functionName === functionName && frame.url.includes(urlPart)
+
+/** A stage matcher: frames from any of these packages. */
+export const inPackage =
+  (...names: string[]) =>
+  (frame: CallFrame): boolean =>
+    names.some((name) => frame.url.includes(`/node_modules/${name}/`))
