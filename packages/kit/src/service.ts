@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { registerAjvFormats } from '@fastify/type-provider-typebox'
+import type { Socket } from 'node:net'
+import { Format, registerAjvFormats } from '@fastify/type-provider-typebox'
+import { isValidDate, PROBLEM_TYPES } from '@pilot/schemas'
 import closeWithGrace from 'close-with-grace'
 import Fastify, {
   type FastifyBaseLogger,
@@ -21,10 +23,13 @@ import { healthPlugin } from './health.ts'
 import { loggerOptions } from './logger.ts'
 import { metricsPlugin } from './metrics.ts'
 import { openApiPlugin } from './openapi.ts'
-import { problemsPlugin } from './problems.ts'
+import { PROBLEM_CONTENT_TYPE, problemsPlugin, sendProblem } from './problems.ts'
 import { redisPlugin } from './redis.ts'
 
 registerAjvFormats()
+// ajv-formats' `date` admits year 0000, which the civil-date arithmetic every handler uses refuses (a 500 for
+// `asOf: "0000-01-01"`). A date is what that library calls one: a real day of 0001-01-01..9999-12-31.
+Format.Set('date', isValidDate)
 
 /**
  * TypeBox validation. Bodies are checked exactly as sent: no coercion, no defaults, unknown properties rejected by the
@@ -33,10 +38,80 @@ registerAjvFormats()
 const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema)
   return (value: unknown) => {
+    // JSON may escape a NUL ("\u0000") or half a surrogate pair ("\ud800"). PostgreSQL can store neither in text or
+    // jsonb, and RFC 8785 canonical JSON (which signs applications and federation messages) refuses the second: a 400
+    // here, naming the field, instead of a 500 from deep inside a handler.
+    const unstorableAt = unstorableTextAt(value)
+    if (unstorableAt !== undefined) {
+      return {
+        error: [
+          {
+            instancePath: unstorableAt,
+            keyword: 'storableText',
+            message: 'must not contain U+0000 (NUL) or an unpaired UTF-16 surrogate',
+            params: {},
+          },
+        ] as unknown as FastifySchemaValidationError[],
+      }
+    }
     const prepared = httpPart === 'body' ? value : Value.Convert(schema, Value.Default(schema, Value.Clone(value)))
     if (check.Check(prepared)) return { value: prepared }
     return { error: check.Errors(prepared) as unknown as FastifySchemaValidationError[] }
   }
+}
+
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const unstorable = (text: string) => text.includes('\u0000') || UNPAIRED_SURROGATE.test(text)
+
+/**
+ * The JSON Pointer of the first string (or key) in a parsed JSON value holding a NUL or an unpaired surrogate, if any.
+ * Walks with its own stack: a body may nest ten thousand levels deep. Anything that is not plain JSON (a stream) is
+ * skipped.
+ */
+export function unstorableTextAt(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']]
+  while (stack.length > 0) {
+    const [item, pointer] = stack.pop() as [unknown, string]
+    if (typeof item === 'string') {
+      if (unstorable(item)) return pointer
+    } else if (Array.isArray(item)) {
+      for (let index = item.length - 1; index >= 0; index--) stack.push([item[index], `${pointer}/${index}`])
+    } else if (item !== null && typeof item === 'object') {
+      // Plain objects only: JSON.parse's, and the query string parser's (whose prototype has a null prototype).
+      const prototype = Object.getPrototypeOf(item)
+      if (prototype !== Object.prototype && prototype !== null && Object.getPrototypeOf(prototype) !== null) continue
+      for (const [key, child] of Object.entries(item)) {
+        const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`
+        if (unstorable(key)) return at
+        stack.push([child, at])
+      }
+    }
+  }
+  return undefined
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; title: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, title: 'Request header fields too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, title: 'Request timeout' },
+}
+
+/**
+ * Requests Node's HTTP parser cannot read (a header over the size limit, a malformed request line, a bad chunk) never
+ * reach Fastify's error handler; Fastify's own answer is plain JSON. This one is a problem like every other 4xx, and
+ * the connection is closed after it since the parser cannot find where the next request would start.
+ */
+function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, title } = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, title: 'Malformed HTTP request' }
+  const body = JSON.stringify({ type: PROBLEM_TYPES.badRequest, title, status, detail: error.message })
+  // A HEAD answer carries no content (the client would read it as the start of the next answer). The request line
+  // was read if the failing packet starts with it.
+  const packet = (error as { rawPacket?: unknown }).rawPacket
+  const head = Buffer.isBuffer(packet) && packet.toString('latin1', 0, 5) === 'HEAD '
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${head ? '' : body}`,
+  )
 }
 
 /** What a service tells the kit about itself. */
@@ -83,6 +158,15 @@ export async function buildServiceApp(
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID()
     },
     ajv: { customOptions: { removeAdditional: false } },
+    clientErrorHandler,
+    // A URL the router cannot decode (`/x/%ZZ`) is refused before routing; Fastify's own answer is plain JSON.
+    frameworkErrors: (error, _request, reply) =>
+      sendProblem(reply, {
+        type: PROBLEM_TYPES.badRequest,
+        title: 'Bad request',
+        status: (error as { statusCode?: number }).statusCode ?? 400,
+        detail: error.message,
+      }),
   })
   app.setValidatorCompiler(validatorCompiler)
   // Callback-style hooks: on every request of every service, an async hook's promise is measurable overhead.

@@ -14,6 +14,9 @@ export function feedObject(raw: unknown, fields: ReadonlySet<string>): RowCheck<
   const record = raw as Record<string, unknown>
   const unknown = Object.keys(record).filter((key) => !fields.has(key))
   if (unknown.length > 0) return { ok: false, reason: `unknown field ${unknown.join(', ')}` }
+  // PostgreSQL text cannot hold U+0000: such a value would fail the whole batch's statement, not just this row.
+  const withNul = Object.keys(record).filter((key) => typeof record[key] === 'string' && record[key].includes('\u0000'))
+  if (withNul.length > 0) return { ok: false, reason: `${withNul.join(', ')} contains a NUL character` }
   return { ok: true, row: record }
 }
 

@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream'
-import { AUTH_PROBLEMS, BEARER_SECURITY, standardProblemResponses } from '@pilot/kit'
-import { ImportSummary } from '@pilot/schemas'
+import { Readable } from 'node:stream'
+import { AUTH_PROBLEMS, BEARER_SECURITY, HttpProblem, standardProblemResponses } from '@pilot/kit'
+import { ImportSummary, PROBLEM_TYPES } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import { Type } from 'typebox'
@@ -11,6 +11,14 @@ import type { FeedFormat } from '../feeds/parse.ts'
 import { evidenceRecords, registrationRecords } from '../feeds/records.ts'
 
 const FEED_TYPES: Record<string, FeedFormat> = { 'application/x-ndjson': 'ndjson', 'text/csv': 'csv' }
+
+const notAFeed = (detail: string) =>
+  new HttpProblem(
+    415,
+    PROBLEM_TYPES.unsupportedMediaType,
+    'Unsupported media type',
+    `${detail}: send ${Object.keys(FEED_TYPES).join(' or ')}`,
+  )
 
 interface FeedRoute<Sealed> {
   url: string
@@ -23,8 +31,14 @@ interface FeedRoute<Sealed> {
 /** The bulk imports of the registries' feeds, one route per record type, all through the same importer. */
 export async function feedImportRoutes(app: FastifyInstance, options: { config: ResidenceConfig }) {
   const { config } = options
-  // Feeds are handed to the importer as streams, never buffered whole; the body limit does not apply to them.
+  // Feeds are handed to the importer as streams, never buffered whole; the body limit does not apply to them. This
+  // scope parses nothing else: a JSON body would otherwise be buffered without limit and reach the importer as an
+  // object (a 500 after the import was recorded).
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser(Object.keys(FEED_TYPES), (_request, payload, done) => done(null, payload))
+  app.addContentTypeParser('*', (request, _payload, done) =>
+    done(notAFeed(`Content-Type ${request.headers['content-type'] ?? '(none)'} is not a feed`)),
+  )
 
   function feedRoute<Sealed>(route: FeedRoute<Sealed>) {
     app.post(
@@ -45,6 +59,8 @@ export async function feedImportRoutes(app: FastifyInstance, options: { config: 
       },
       async (request) => {
         const contentType = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+        // A request without a body skips the parsers altogether.
+        if (!(request.body instanceof Readable)) throw notAFeed('The request has no feed in its body')
         return importFeed(
           {
             db: app.db as Kysely<ResidenceDatabase>,
