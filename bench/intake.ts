@@ -246,7 +246,15 @@ async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<Feder
 const INTAKE_STAGES: Stage[] = [
   { label: 'ES256 verify: bearer token (WebCrypto)', match: named('verify', 'node:internal/crypto/webcrypto') },
   { label: 'jose, all of it', match: inPackage('jose') },
-  { label: 'residence call (fetch, undici)', match: (f) => f.url.includes('undici') },
+  {
+    // node:http on kept-alive connections since the client moved off fetch; undici still counts should it come back.
+    label: 'residence call (http client, or fetch/undici)',
+    match: (f) =>
+      f.url.includes('undici') ||
+      f.url.endsWith('/clients/residence.ts') ||
+      f.url === 'node:_http_client' ||
+      f.url === 'node:_http_agent',
+  },
   { label: 'request hash (canonical JSON + SHA-256)', match: named('canonicalJson') },
   { label: 'identity number validation', match: named('validateIdNumber') },
   { label: 'todayIn (Intl.DateTimeFormat)', match: named('todayIn') },
@@ -271,12 +279,18 @@ const INTAKE_STAGES: Stage[] = [
 
 /** Statements of a submission (and of the baseline), for the PostgreSQL activity table. */
 const STATEMENTS: StatementLabels = [
+  [
+    /^\s*with claimed as \(\s*insert into idempotency_keys/,
+    'submission: key, case, events, outbox, audit (one statement)',
+  ],
+  [/from idempotency_keys/, 'Idempotency-Key lookup'],
+  [/^update outbox/, 'outbox update'],
   [/hashtextextended/, 'Idempotency-Key lock'],
-  [/pg_advisory_xact_lock/, 'audit-chain lock (one writer at a time)'],
+  [/pg_advisory_xact_lock/, 'audit chainer lock (background)'],
   [/^insert into "idempotency_keys"/, 'store the response (idempotency)'],
   [/from "idempotency_keys"/, 'Idempotency-Key lookup'],
-  [/from "audit_log"/, 'audit chain head'],
-  [/nextval/, 'audit id'],
+  [/from audit_log/, 'audit chainer: unlinked rows and head (background)'],
+  [/^update audit_log/, 'audit chainer: link (background)'],
   [/^insert into audit_log/, 'audit insert'],
   [/^insert into "cases"/, 'case insert'],
   [/^insert into "case_events"/, 'case event insert'],

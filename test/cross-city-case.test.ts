@@ -434,7 +434,12 @@ describe('a case across two cities, with real services over HTTP', () => {
 
     const client = new pg.Client({ connectionString: shenzhen.databaseUrl })
     await client.connect()
-    const { rows } = await client.query(`select id::text from intake.audit_log order by id limit 1 offset 2`)
+    // Rows are linked into the chain moments after they commit; edit one that is linked.
+    await eventually(
+      () => client.query(`select count(*)::int as n from intake.audit_log where chain_seq is null`),
+      (result) => result.rows[0].n === 0,
+    )
+    const { rows } = await client.query(`select id::text from intake.audit_log order by chain_seq limit 1 offset 2`)
     const target = rows[0].id as string
     // The table refuses updates; someone with superuser rights can still switch triggers off, which is what this is.
     await client.query(`set session_replication_role = replica`)

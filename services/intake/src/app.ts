@@ -16,6 +16,7 @@ import { migrations } from './db/migrations/index.ts'
 import type { IntakeDatabase } from './db/schema.ts'
 import { loadWorkingDayCalendar } from './domain/working-days.ts'
 import { applicationRoutes } from './routes/applications.ts'
+import { auditTrailRoutes } from './routes/audit-trail.ts'
 import { incomingRoutes } from './routes/incoming.ts'
 import { startIntakeWorkers } from './workers/federation.ts'
 
@@ -45,6 +46,7 @@ export async function buildApp(config: IntakeConfig, options: BuildOptions = {})
         pilot: config.pilot,
         timeZone: config.pilot.timeZone,
         db: app.db as Kysely<IntakeDatabase>,
+        pool: app.pgPool,
         queues: app.queues as unknown as QueueRegistry<FederationQueues>,
         piiKey: config.piiKey,
         blindIndexKey: config.blindIndexKey,
@@ -62,12 +64,14 @@ export async function buildApp(config: IntakeConfig, options: BuildOptions = {})
         ? startIntakeWorkers(app, context, {
             relayIntervalMs: config.outboxRelayIntervalMs,
             resendAfterSeconds: config.outboxResendAfterSeconds,
+            auditChainIntervalMs: config.auditChainIntervalMs,
             jwksOf: profileJwksSource(context),
           })
         : undefined
       if (config.mode !== 'worker') {
-        await app.register(applicationRoutes, { context, relayNow: async () => workers?.relayNow() })
+        await app.register(applicationRoutes, { context, relaySoon: () => workers?.relaySoon() })
         await app.register(incomingRoutes, { context })
+        await app.register(auditTrailRoutes, { context })
       }
     },
     options,

@@ -31,6 +31,11 @@ const IntakeEnv = {
     minimum: 1,
     description: 'A relayed message with no delivery outcome after this long is queued again (Redis may have lost it)',
   }),
+  AUDIT_CHAIN_INTERVAL_MS: Type.Integer({
+    default: 200,
+    minimum: 20,
+    description: 'How often new audit rows are linked into the hash chain (the longest a row stays unlinked)',
+  }),
   RESIDENCE_TIMEOUT_MS: Type.Integer({
     default: 5000,
     minimum: 100,
@@ -47,6 +52,7 @@ export interface IntakeConfig extends ServiceConfig {
   calendarFile: string
   outboxRelayIntervalMs: number
   outboxResendAfterSeconds: number
+  auditChainIntervalMs: number
   residenceTimeoutMs: number
 }
 
@@ -62,6 +68,7 @@ export function readIntakeConfig(env: Record<string, string | undefined> = proce
     calendarFile: config.env.WORKING_DAY_CALENDAR ?? join(dirname(config.pilotConfigPath), 'data/cn-workdays.json'),
     outboxRelayIntervalMs: config.env.OUTBOX_RELAY_INTERVAL_MS,
     outboxResendAfterSeconds: config.env.OUTBOX_RESEND_AFTER_SECONDS,
+    auditChainIntervalMs: config.env.AUDIT_CHAIN_INTERVAL_MS,
     residenceTimeoutMs: config.env.RESIDENCE_TIMEOUT_MS,
   }
 }

@@ -14,37 +14,113 @@ export interface AuditRecord {
   detail?: Record<string, string | number | boolean | null>
 }
 
-// Any constant works; it only has to be the same for every writer of this city's audit log.
+// Any constant works; it only has to be the same for every chainer of this city's audit log.
 const AUDIT_LOCK = 7_301_102
 
 /**
- * Appends to the hash-chained audit log. Writers take one advisory lock for the rest of their transaction, so the
- * chain stays a line even with many writers; the row commits (or not) with the change it records.
+ * Appends a row to the audit log, inside the transaction of the change it records, so the row commits (or not) with
+ * that change. The row is written unchained: linking it into the hash chain needs the chain's head, and reading the
+ * head under a lock in every request made all of a city's case traffic queue on one lock. `chainAuditLog` links rows
+ * shortly after they commit; until then the trigger lets nobody change them except to link them once.
  */
 export async function appendAudit(trx: Transaction<IntakeDatabase>, record: AuditRecord): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(trx)
-  const last = await trx.selectFrom('audit_log').select(['hash']).orderBy('id', 'desc').limit(1).executeTakeFirst()
-  const { id } = await sql<{ id: string }>`select nextval(pg_get_serial_sequence('audit_log', 'id'))::text as id`
-    .execute(trx)
-    .then((result) => result.rows[0] as { id: string })
-  const at = new Date()
-  const entry: AuditEntry = {
-    id,
-    at: at.toISOString(),
-    actor: record.actor,
-    role: record.role,
-    city: record.city,
-    action: record.action,
-    caseId: record.caseId,
-    requestId: record.requestId,
-    ...(record.detail ? { detail: record.detail } : {}),
+  await sql`insert into audit_log (at, actor, role, city, action, case_id, request_id, detail)
+    values (${new Date()}, ${record.actor}, ${record.role}, ${record.city}, ${record.action}, ${record.caseId},
+            ${record.requestId}, ${record.detail ? JSON.stringify(record.detail) : null}::jsonb)`.execute(trx)
+}
+
+interface UnchainedRow {
+  id: string
+  at: Date
+  actor: string
+  role: string
+  city: string
+  action: string
+  case_id: string | null
+  request_id: string | null
+  detail: Record<string, string | number | boolean | null> | null
+}
+
+function entryOf(row: UnchainedRow): AuditEntry {
+  return {
+    id: String(row.id),
+    at: row.at.toISOString(),
+    actor: row.actor,
+    role: row.role,
+    city: row.city,
+    action: row.action,
+    caseId: row.case_id,
+    requestId: row.request_id,
+    ...(row.detail ? { detail: row.detail } : {}),
   }
-  const prevHash = last?.hash ?? GENESIS_HASH
-  await sql`insert into audit_log (id, at, actor, role, city, action, case_id, request_id, detail, prev_hash, hash)
-    overriding system value
-    values (${id}::bigint, ${at}, ${record.actor}, ${record.role}, ${record.city}, ${record.action}, ${record.caseId},
-            ${record.requestId}, ${record.detail ? JSON.stringify(record.detail) : null}::jsonb, ${prevHash},
-            ${auditHash(prevHash, entry)})`.execute(trx)
+}
+
+/**
+ * Links committed, unchained rows into the hash chain, oldest id first, up to `batch` rows; returns how many. Chainers
+ * of one city take turns on an advisory lock, so any number of intake workers may run it. A row whose transaction
+ * commits after a later id was linked is linked after it: the chain's order is `chain_seq`, the order rows were
+ * linked in, and that is the order the verifier walks.
+ */
+export async function chainAuditLog(db: Kysely<IntakeDatabase>, batch = 1000): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(trx)
+    const { rows } = await sql<UnchainedRow>`
+      select id::text as id, at, actor, role, city, action, case_id, request_id, detail from audit_log
+      where chain_seq is null order by id limit ${batch}`.execute(trx)
+    if (rows.length === 0) return 0
+    const head = await sql<{ seq: string; hash: string }>`
+      select chain_seq::text as seq, hash from audit_log where chain_seq is not null
+      order by chain_seq desc limit 1`.execute(trx)
+    let seq = BigInt(head.rows[0]?.seq ?? '0')
+    let previous = head.rows[0]?.hash ?? GENESIS_HASH
+    const ids: string[] = []
+    const seqs: string[] = []
+    const prevs: string[] = []
+    const hashes: string[] = []
+    for (const row of rows) {
+      seq += 1n
+      const hash = auditHash(previous, entryOf(row))
+      ids.push(row.id)
+      seqs.push(String(seq))
+      prevs.push(previous)
+      hashes.push(hash)
+      previous = hash
+    }
+    await sql`update audit_log set chain_seq = linked.seq, prev_hash = linked.prev, hash = linked.hash
+      from (select unnest(${ids}::bigint[]) as id, unnest(${seqs}::bigint[]) as seq,
+                   unnest(${prevs}::text[]) as prev, unnest(${hashes}::text[]) as hash) as linked
+      where audit_log.id = linked.id`.execute(trx)
+    return rows.length
+  })
+}
+
+/** Keeps linking new audit rows in the background; `now` links what is there without waiting for the timer. */
+export function startAuditChainer(
+  db: Kysely<IntakeDatabase>,
+  intervalMs: number,
+  onError: (error: Error) => void,
+): { now: () => Promise<void>; stop: () => Promise<void> } {
+  let running: Promise<void> | undefined
+  const now = () => {
+    running ??= (async () => {
+      // A full batch means more may be waiting: keep going rather than wait for the timer.
+      while ((await chainAuditLog(db)) === 1000) {}
+    })()
+      .catch(onError)
+      .finally(() => {
+        running = undefined
+      })
+    return running
+  }
+  const timer = setInterval(() => void now(), intervalMs)
+  timer.unref()
+  return {
+    now,
+    stop: async () => {
+      clearInterval(timer)
+      await running
+    },
+  }
 }
 
 /** An audit writer for what a partner city's message did, inside the transaction that applies it. */
@@ -65,22 +141,35 @@ export function partnerAudit(
     })
 }
 
-/** Reads the whole chain in order and checks it; names the first row that does not verify. */
-export async function verifyAuditLog(db: Db): Promise<ReturnType<typeof verifyChain>> {
-  const rows = await db.selectFrom('audit_log').selectAll().orderBy('id').execute()
-  return verifyChain(
+export type AuditVerification = ReturnType<typeof verifyChain> & {
+  /** Rows not linked yet (written in the last moments, or waiting for a chainer that is not running). */
+  unchained: number
+  /** When the oldest unlinked row was written. */
+  oldestUnchainedAt: Date | null
+}
+
+/**
+ * Reads the whole chain in chain order and checks it; names the first row that does not verify. Rows not yet linked
+ * are counted, not verified: they have no hash yet.
+ */
+export async function verifyAuditLog(db: Db): Promise<AuditVerification> {
+  const rows = await db
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('chain_seq', 'is not', null)
+    .orderBy('chain_seq')
+    .execute()
+  const pending = await db
+    .selectFrom('audit_log')
+    .select((eb) => [eb.fn.countAll<string>().as('count'), eb.fn.min('at').as('oldest')])
+    .where('chain_seq', 'is', null)
+    .executeTakeFirstOrThrow()
+  const result = verifyChain(
     rows.map((row) => ({
-      id: String(row.id),
-      at: row.at.toISOString(),
-      actor: row.actor,
-      role: row.role,
-      city: row.city,
-      action: row.action,
-      caseId: row.case_id,
-      requestId: row.request_id,
-      ...(row.detail ? { detail: row.detail } : {}),
-      prevHash: row.prev_hash,
-      hash: row.hash,
+      ...entryOf({ ...row, id: String(row.id) }),
+      prevHash: row.prev_hash as string,
+      hash: row.hash as string,
     })),
   )
+  return { ...result, unchained: Number(pending.count), oldestUnchainedAt: pending.oldest ?? null }
 }

@@ -1,5 +1,6 @@
 import type { Caller, QueueRegistry } from '@pilot/kit'
 import type { FederationQueues, PilotProfile } from '@pilot/schemas'
+import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { ResidenceClient } from '../clients/residence.ts'
 import type { IntakeDatabase } from '../db/schema.ts'
@@ -11,6 +12,8 @@ export interface CaseContext {
   pilot: PilotProfile
   timeZone: string
   db: Kysely<IntakeDatabase>
+  /** The pool under `db`, for the submission's statements, which are prepared by name rather than built per request. */
+  pool: FastifyInstance['pgPool']
   queues: QueueRegistry<FederationQueues>
   piiKey: Buffer
   blindIndexKey: Buffer

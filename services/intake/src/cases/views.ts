@@ -10,23 +10,44 @@ import { openForm } from './sealing.ts'
 type CaseRow = Selectable<CaseTable>
 type EventRow = Selectable<CaseEventTable>
 
-interface ApplicantForm {
+export interface ApplicantForm {
   applicant: { name: string; idNumber?: string; birthDate?: string }
   /** Incoming cases (the transfer body) name each member's subject; applications do not. */
   household?: { subject?: string; name: string; relation: string }[]
 }
 
-export function isOverdue(context: CaseContext, row: Pick<CaseRow, 'side' | 'status' | 'review_deadline'>): boolean {
+export function isOverdue(
+  context: CaseContext,
+  row: Pick<CaseRow, 'side' | 'status' | 'review_deadline'>,
+  today?: string,
+): boolean {
   if (!row.review_deadline || isFinal(row.side, row.status as never)) return false
-  return compareDates(todayIn(context.timeZone), row.review_deadline) > 0
+  return compareDates(today ?? todayIn(context.timeZone), row.review_deadline) > 0
 }
+
+/** The columns of an event that its view shows. */
+export type EventFields = Pick<EventRow, 'at' | 'action' | 'from_status' | 'to_status' | 'actor' | 'role' | 'detail'>
 
 /**
  * What a caseworker or reviewer sees of a case. The applicant's identity number is shown masked: no route's role needs
  * the full number back, and a response is a copy of personal data that may end up anywhere.
  */
-export function caseView(context: CaseContext, row: CaseRow, events: EventRow[], callerRole: string): CaseView {
-  const form = openForm<ApplicantForm>(context.piiKey, row.form_sealed)
+export function caseView(context: CaseContext, row: CaseRow, events: EventFields[], callerRole: string): CaseView {
+  return caseViewOf(context, row, openForm<ApplicantForm>(context.piiKey, row.form_sealed), events, callerRole)
+}
+
+/**
+ * The same view from a row and its form in hand, unsealed or not yet sealed: a submission builds its response from the
+ * row it is about to write, so that the response and a later read of the case are one function of the same values.
+ */
+export function caseViewOf(
+  context: CaseContext,
+  row: CaseRow,
+  form: ApplicantForm,
+  events: EventFields[],
+  callerRole: string,
+  today?: string,
+): CaseView {
   const idNumber = form.applicant.idNumber
   return {
     id: row.id,
@@ -54,7 +75,7 @@ export function caseView(context: CaseContext, row: CaseRow, events: EventRow[],
     submittedAt: row.submitted_at.toISOString(),
     reviewDeadline: row.review_deadline,
     reviewDeadlineProvisional: row.review_deadline_provisional,
-    overdue: isOverdue(context, row),
+    overdue: isOverdue(context, row, today),
     partnerLatest: row.partner_latest,
     decision: row.decision,
     openInfoRequest: row.open_info_request,

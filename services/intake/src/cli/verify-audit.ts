@@ -26,7 +26,10 @@ const db = createDb<IntakeDatabase>({ url: config.databaseUrl, schema: 'intake',
 try {
   const result = await verifyAuditLog(db)
   if (result.ok) {
-    process.stdout.write(`${config.city} audit log verifies: ${result.count} rows\n`)
+    const pending = result.unchained
+      ? `; ${result.unchained} newer rows not linked yet, the oldest written ${result.oldestUnchainedAt?.toISOString()}`
+      : ''
+    process.stdout.write(`${config.city} audit log verifies: ${result.count} rows${pending}\n`)
   } else {
     process.stdout.write(`${config.city} audit log is BROKEN at row ${result.brokenAt} (${result.reason})\n`)
     process.exitCode = 1

@@ -129,6 +129,8 @@ export interface AuditTable {
   case_id: string | null
   request_id: string | null
   detail: NullableJson<Record<string, string | number | boolean | null>>
-  prev_hash: string
-  hash: string
+  /** Place in the hash chain; null (with prev_hash and hash) until the chainer links the row. */
+  chain_seq: ColumnType<string | null, never, string>
+  prev_hash: ColumnType<string | null, never, string>
+  hash: ColumnType<string | null, never, string>
 }

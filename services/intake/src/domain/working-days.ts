@@ -9,7 +9,7 @@ import { fromDayNumber, isValidDate, toDayNumber } from '@pilot/schemas'
  * A year is only known once its notice is published, so a year the calendar does not list is unknown, not "weekends
  * only": guessing would give a deadline that silently moves when the notice comes out. Deadlines counted from late in
  * the last listed year run into the next one and then throw CalendarYearUnknown; the caller decides what to show (for
- * instance "not yet computable") and can ask `coveredYears()` or `covers()` beforehand.
+ * instance "not yet computable") and can ask `coveredYears()` or `covers()` beforehand, or `isWorkingDayIfKnown()`.
  */
 
 /** The shape of infra/data/cn-workdays.json. */
@@ -103,6 +103,16 @@ export class WorkingDayCalendar {
 
   isWorkingDay(date: string): boolean {
     return this.#flag(toDayNumber(date)) === WORKING
+  }
+
+  /**
+   * Like isWorkingDay, but undefined instead of CalendarYearUnknown for a day in a year the calendar does not list: for
+   * a caller that has its own answer for such days (a provisional count), where an exception per day would cost more
+   * than the whole count.
+   */
+  isWorkingDayIfKnown(date: string): boolean | undefined {
+    const flag = this.#days[toDayNumber(date) - this.#firstDay]
+    return flag === undefined || flag === UNKNOWN ? undefined : flag === WORKING
   }
 
   /**

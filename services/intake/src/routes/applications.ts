@@ -12,7 +12,7 @@ const tags = ['applications']
 /** The residence city's side: caseworkers submit applications and follow them. */
 export async function applicationRoutes(
   app: FastifyInstance,
-  options: { context: CaseContext; relayNow: () => Promise<void> },
+  options: { context: CaseContext; relaySoon: () => void },
 ) {
   const { context } = options
   const caseworker = app.authorize(['caseworker'])
@@ -55,8 +55,8 @@ export async function applicationRoutes(
         request.headers['idempotency-key'],
         request.body,
       )
-      // The relay would pick the transfer up within its interval anyway; this only saves that wait.
-      void options.relayNow()
+      // The relay would pick the transfer up within its interval anyway; this only saves most of that wait.
+      options.relaySoon()
       return reply.status(outcome.statusCode).send(outcome.body)
     },
   )

@@ -2,6 +2,7 @@ import { type QueueRegistry, queueOutbound } from '@pilot/kit'
 import type { FederationQueues, PartnerMessageType } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
+import { startAuditChainer } from '../cases/audit.ts'
 import type { CaseContext } from '../cases/context.ts'
 import { applyDeliveryOutcome, applyInbound, type JwksSource } from '../cases/inbound.ts'
 
@@ -23,6 +24,7 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
       select id, to_city, type, ref, usr, body from outbox
       where outcome is null and (relayed_at is null or relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
       order by created_at limit ${batch} for update skip locked`.execute(trx)
+    if (rows.length === 0) return 0
     for (const row of rows) {
       await queueOutbound(context.queues, {
         messageId: row.id,
@@ -32,18 +34,28 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
         ...(row.usr ? { usr: row.usr } : {}),
         body: row.body,
       })
-      await trx.updateTable('outbox').set({ relayed_at: new Date() }).where('id', '=', row.id).execute()
     }
+    // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
+    // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
+    await sql`update outbox set relayed_at = ${new Date()} where id = any(${rows.map((row) => row.id)}::uuid[])`.execute(
+      trx,
+    )
     return rows.length
   })
 }
 
-/** The intake service's background work: the outbox relay and the consumers of the gateway's queues. */
+/** How long a relay pass after a submission waits for others to join it (the transfer is asynchronous anyway). */
+const RELAY_SOON_MS = 20
+
+/**
+ * The intake service's background work: the outbox relay, the audit-log chainer and the consumers of the gateway's
+ * queues.
+ */
 export function startIntakeWorkers(
   app: FastifyInstance,
   context: CaseContext,
-  options: { relayIntervalMs: number; resendAfterSeconds: number; jwksOf: JwksSource },
-): { relayNow: () => Promise<void> } {
+  options: { relayIntervalMs: number; resendAfterSeconds: number; auditChainIntervalMs: number; jwksOf: JwksSource },
+): { relaySoon: () => void } {
   const queues = app.queues as unknown as QueueRegistry<FederationQueues>
   queues.worker('federation.inbound', async (job) => {
     const outcome = await applyInbound(context, job.data, options.jwksOf)
@@ -67,9 +79,29 @@ export function startIntakeWorkers(
   }
   const timer = setInterval(() => void relayNow(), options.relayIntervalMs)
   timer.unref()
+  // A pass shortly after a submission, shared by every submission until then: a pass per submission (a transaction of
+  // four statements, holding a connection while it queues) was twice the round trips of the submission's own writes,
+  // and under load one pass now relays many rows. A pass already running may have read the outbox before these rows
+  // committed, so it is waited for and a new one run.
+  let soon: NodeJS.Timeout | undefined
+  let closed = false
+  const relaySoon = () => {
+    soon ??= setTimeout(() => {
+      soon = undefined
+      void (relaying ?? Promise.resolve()).then(() => (closed ? undefined : relayNow()))
+    }, RELAY_SOON_MS)
+  }
+  const chainer = startAuditChainer(context.db, options.auditChainIntervalMs, (error) =>
+    app.log.warn({ err: error.message }, 'audit chain pass failed; the rows stay unlinked until the next pass'),
+  )
   app.addHook('onClose', async () => {
+    closed = true
     clearInterval(timer)
+    clearTimeout(soon)
     await relaying
+    // Link what this worker's own requests wrote, so a clean stop leaves no row unlinked for long.
+    await chainer.stop()
+    await chainer.now()
   })
-  return { relayNow }
+  return { relaySoon }
 }
