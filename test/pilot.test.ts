@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { extraDatabases, repoRoot, testResources, withDatabase } from '@pilot/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -25,7 +24,8 @@ describe('the three-city pilot in one command', () => {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/root',
       PILOT_CONFIG: path,
-      PILOT_STATE_DIR: mkdtempSync(join(tmpdir(), 'pilot-state-')),
+      // Under the run's log directory, so that the scan for personal data at the end of the run reads its logs too.
+      PILOT_STATE_DIR: mkdtempSync(join(inject('logDir'), 'pilot-state-')),
       PILOT_DB_PREFIX: prefix,
       PILOT_REDIS_PREFIX: `${testResources().redisPrefix}:pilot`,
       DATABASE_URL: adminUrl,

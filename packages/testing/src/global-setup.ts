@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import type { TestProject } from 'vitest/node'
+import { scanLogDirectory } from './log-scan.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -102,5 +103,18 @@ export default async function setup(project: TestProject): Promise<Stop> {
   project.provide('redisUrl', redisUrl)
   return async () => {
     await Promise.allSettled(stops.map((stop) => stop()))
+    // Every line every service wrote during the run, scanned for personal data; a finding fails the run.
+    const scan = scanLogDirectory(logDir)
+    process.stdout.write(
+      `Log scan: ${scan.lines} lines in ${scan.files} log files under ${logDir}, ${scan.findings.length} with personal data\n`,
+    )
+    if (scan.findings.length > 0) {
+      const shown = scan.findings
+        .slice(0, 20)
+        .map((finding) => `  ${finding.file}:${finding.line} ${finding.kind} ${finding.masked}`)
+      process.stderr.write(`FAIL: personal data in the services' logs:\n${shown.join('\n')}\n`)
+      // vitest reports an error thrown here but still exits 0; the exit code is what CI reads.
+      process.exitCode = 1
+    }
   }
 }
