@@ -508,13 +508,23 @@ async function waitForLine(child: Child, logFile: string, line: string, timeoutM
 
 /** The suspects on a message's path through both gateways, for --profile. */
 const GATEWAY_STAGES: Stage[] = [
-  // Both gateways sign with node:crypto (the message at Shenzhen, the receipt at Zhongshan) and verify with jose.
+  // Both gateways sign with node:crypto (the message at Shenzhen, the receipt at Zhongshan); they verified with jose.
   { label: 'ES256 sign (node:crypto)', match: named('signOneShot', 'node:internal/crypto/sig') },
   { label: 'ES256 verify (WebCrypto, via jose)', match: named('verify', 'node:internal/crypto/webcrypto') },
+  // Verification moved to node:crypto (packages/signing JwksVerifier): messages at Zhongshan, receipts at Shenzhen.
+  { label: 'ES256 verify (node:crypto)', match: named('verifyOneShot', 'node:internal/crypto/sig') },
   { label: 'jose, all of it', match: inPackage('jose') },
   { label: 'body digest (canonical JSON + SHA-256)', match: named('bodyDigest') },
   { label: 'claims and body schema checks (TypeBox)', match: inPackage('typebox') },
   { label: 'HTTP client (fetch, undici)', match: (f) => f.url.includes('undici') },
+  // The delivery worker's client since fetch was replaced (services/gateway/src/federation/http.ts).
+  {
+    label: 'HTTP client (node:http, keep-alive)',
+    match: (f) =>
+      f.url.startsWith('node:_http_client') ||
+      f.url.startsWith('node:_http_agent') ||
+      named('post', 'services/gateway/src/federation/http.ts')(f),
+  },
   { label: 'BullMQ + ioredis', match: inPackage('bullmq', 'ioredis') },
   { label: 'query building (Kysely)', match: inPackage('kysely') },
   { label: 'PostgreSQL driver (pg, pg-protocol)', match: inPackage('pg', 'pg-protocol', 'pg-pool') },
@@ -524,15 +534,13 @@ const GATEWAY_STAGES: Stage[] = [
   { label: 'garbage collection', match: named('(garbage collector)'), selfOnly: true },
 ]
 
-/** Statements of the delivery path, for the PostgreSQL activity table. */
+/** Statements of the delivery path for the PostgreSQL activity table: the gateway's named statements, the relay. */
 const GATEWAY_STATEMENTS: [RegExp, string][] = [
-  [/^\s*insert into messages \(direction[\s\S]*'outbound'/, 'insert outbound (pending)'],
+  [/^\s*insert into messages \(direction[\s\S]*'outbound'/, 'take outbound row (insert pending, or read)'],
   [/^\s*insert into messages/, 'insert inbound (received)'],
-  [/^select .*from "messages" where "direction" = \$1 and "partner"/, 'select outbound row'],
-  [/^select .*from "messages" where "id"/, 'select stored inbound (hand-off)'],
-  [/^update "messages" set "raw_jws"/, 'update raw_jws'],
-  [/^update "messages" set "status" = \$1, "attempts"/, 'update delivered'],
-  [/^update "messages" set "status" = \$1, "handed_off_at"/, 'update handed_off'],
+  [/^\s*update messages m set status = 'delivered'/, 'update delivered (with raw_jws, many rows)'],
+  [/^\s*update messages set status = coalesce\(\$2/, 'update failed attempt (with raw_jws)'],
+  [/^\s*update messages set status = 'handed_off'[\s\S]*any\(/, 'update handed_off (many rows)'],
   [/for update skip locked/, 'inbound relay pass'],
   [/^(commit|begin)/i, 'begin/commit'],
 ]

@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox'
-import { CityId, IsoDate, StrictObject } from './common.ts'
+import { CITY_IDS, CityId, IsoDate, StrictObject } from './common.ts'
 import { PARTNER_MESSAGE_TYPES } from './federation.ts'
 import { CityBenefitsPolicies, PilotBenefitsSettings } from './policy.ts'
 
@@ -64,6 +64,23 @@ export const CityProfile = StrictObject({
         description:
           'Which message types this city accepts from each partner city; a partner or type not listed is refused',
       },
+    ),
+    // Operators' answer to a partner's compromised key: our gateway caches a partner's JWKS (and keeps a stale copy
+    // while the partner's JWKS is unreachable), so a key the partner has withdrawn can otherwise still verify for a
+    // while. A kid listed here is refused (401 revoked-key) whatever the JWKS says. Read at start: restart to apply.
+    revokedKids: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: `^(${CITY_IDS.join('|')})$` }),
+        Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'RFC 7638 thumbprint (SHA-256)' }), {
+          uniqueItems: true,
+        }),
+        {
+          additionalProperties: false,
+          description:
+            "Key ids of each partner city's signing keys that this city refuses, whatever the partner's JWKS says " +
+            '(a compromised key); a partner id that is not a pilot city is an error',
+        },
+      ),
     ),
   }),
   policy: StrictObject({

@@ -1,4 +1,11 @@
-import { createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type JsonWebKey,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto'
 import { CompactSign, calculateJwkThumbprint, decodeProtectedHeader, importJWK } from 'jose'
 import { describe, expect, it } from 'vitest'
 import {
@@ -125,6 +132,19 @@ describe('verification failures', () => {
     const flipped = `${signature.slice(0, 10)}${signature[10] === 'A' ? 'B' : 'A'}${signature.slice(11)}`
     expect(await failure(verifier.verify(`${header}.${payload}.${flipped}`, { typ: TYP }))).toBe('bad_signature')
     expect(await failure(verifier.verify(`${header}.${payload}.`, { typ: TYP }))).toBe('bad_signature')
+  })
+  it('bad_signature: an ES256 signature in DER form, or of the wrong length', async () => {
+    const [header, payload, signature = ''] = (await signer.sign(claims(), { typ: TYP })).split('.')
+    const key = createPrivateKey({ key: { ...keys.ES256 } as JsonWebKey, format: 'jwk' })
+    const der = nodeSign('sha256', Buffer.from(`${header}.${payload}`), key).toString('base64url')
+    const raw = Buffer.from(signature, 'base64url')
+    for (const wrong of [
+      der,
+      raw.subarray(0, 63).toString('base64url'),
+      Buffer.concat([raw, raw]).toString('base64url'),
+    ]) {
+      expect(await failure(verifier.verify(`${header}.${payload}.${wrong}`, { typ: TYP }))).toBe('bad_signature')
+    }
   })
 
   it('bad_signature: a header alg that does not fit the key named by kid', async () => {

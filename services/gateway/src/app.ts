@@ -6,6 +6,9 @@ import type { Kysely } from 'kysely'
 import type { GatewayConfig } from './config.ts'
 import { migrations } from './db/migrations/index.ts'
 import type { GatewayDatabase } from './db/schema.ts'
+import { PartnerHttpClient } from './federation/http.ts'
+import { InboundStore } from './federation/inbound.ts'
+import { OutboundStore } from './federation/outbound.ts'
 import { PartnerDirectory } from './federation/partners.ts'
 import { FederationProblem } from './federation/problems.ts'
 import { gatewayMetrics } from './metrics.ts'
@@ -23,7 +26,26 @@ export const gatewayService: ServiceDefinition = {
   migrations,
 }
 
-export async function buildApp(config: GatewayConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
+/** The count of a rate-limit window after this message; the window's key expires once its minute is well past. */
+const RATE_COUNT = `local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count`
+
+interface RateCounting {
+  federationRateCount(key: string, expireSeconds: number): Promise<number>
+}
+
+export interface GatewayBuildOptions extends BuildOptions {
+  /**
+   * The clock inbound verification reads (message times, receipts, the rate-limit minute). Code only, never
+   * configuration, so a deployment cannot be set to accept expired messages: tests move it to replay a captured
+   * message hours later without sleeping.
+   */
+  clock?: () => Date
+}
+
+export async function buildApp(config: GatewayConfig, options: GatewayBuildOptions = {}): Promise<FastifyInstance> {
+  const clock = options.clock ?? (() => new Date())
   return buildServiceApp(
     gatewayService,
     config,
@@ -33,6 +55,10 @@ export async function buildApp(config: GatewayConfig, options: BuildOptions = {}
       const signer = new Signer(config.keys)
       const partners = new PartnerDirectory(config.pilot, config.cityProfile, config.partnerJwks)
       const metrics = gatewayMetrics(app.metrics)
+      // Every inbound message counts against its partner's minute: one script call (INCR, and EXPIRE on the window's
+      // first message), where MULTI/INCR/EXPIRE/EXEC was four commands and a transaction per message.
+      app.redis.defineCommand('federationRateCount', { numberOfKeys: 1, lua: RATE_COUNT })
+      const rateCounter = app.redis as unknown as RateCounting
 
       await app.register(jwksRoutes, {
         keys: config.keys,
@@ -48,17 +74,13 @@ export async function buildApp(config: GatewayConfig, options: BuildOptions = {}
             partners,
             signer,
             lifetimeSeconds: config.messageLifetimeSeconds,
+            store: new InboundStore(app.pgPool),
+            clock,
             rateLimit: async (partner) => {
-              const window = Math.floor(Date.now() / 60_000)
+              const window = Math.floor(clock().getTime() / 60_000)
               const key = `${config.redisPrefix}:ratelimit:${partner}:${window}`
               // Fail open: a Redis outage must not stop federation; the messages go to PostgreSQL regardless.
-              const count = await app.redis
-                .multi()
-                .incr(key)
-                .expire(key, 120)
-                .exec()
-                .then((results) => Number(results?.[0]?.[1] ?? 0))
-                .catch(() => 0)
+              const count = await rateCounter.federationRateCount(key, 120).catch(() => 0)
               if (count > config.inboundRateLimitPerMinute) {
                 throw new FederationProblem(
                   'rate-limited',
@@ -72,6 +94,9 @@ export async function buildApp(config: GatewayConfig, options: BuildOptions = {}
         if (options.connect !== false) await app.register(boardPlugin, { queues })
       }
       if (config.mode !== 'api' && options.connect !== false) {
+        // As many sockets per partner as deliveries in flight: a delivery never waits for a connection.
+        const http = new PartnerHttpClient({ maxSockets: config.delivery.concurrency })
+        app.addHook('onClose', async () => http.close())
         startGatewayWorkers(app, {
           db,
           concurrency: config.delivery.concurrency,
@@ -79,7 +104,8 @@ export async function buildApp(config: GatewayConfig, options: BuildOptions = {}
           relayRecheckSeconds: config.relayRecheckSeconds,
           delivery: {
             city: config.city,
-            db,
+            store: new OutboundStore(app.pgPool),
+            http,
             queues,
             partners,
             signer,

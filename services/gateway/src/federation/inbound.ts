@@ -1,4 +1,4 @@
-import { validationIssues } from '@pilot/kit'
+import { unstorableTextAt, validationIssues } from '@pilot/kit'
 import {
   FEDERATION_CLOCK_TOLERANCE_SECONDS,
   FEDERATION_MAX_LIFETIME_SECONDS,
@@ -8,11 +8,13 @@ import {
   type MessageType,
 } from '@pilot/schemas'
 import { ALLOWED_ALGS, bodyDigest, checkTimes, type Signer, VerificationError } from '@pilot/signing'
-import { type Kysely, sql } from 'kysely'
+import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
 import { Compile } from 'typebox/compile'
+import { Batcher } from '../db/batch.ts'
 import type { GatewayDatabase } from '../db/schema.ts'
 import { type Envelope, parseCompactJws, signMessage } from './envelope.ts'
-import { type PartnerDirectory, PartnerKeysUnavailable } from './partners.ts'
+import { type PartnerDirectory, PartnerKeyRevoked, PartnerKeysUnavailable } from './partners.ts'
 import { FederationProblem } from './problems.ts'
 
 const claimsCheck = Compile(MessageClaims)
@@ -23,8 +25,8 @@ const bodyChecks = Object.fromEntries(
 export interface Accepted {
   status: 'accepted' | 'duplicate'
   receipt: string
-  /** Set when this call stored the message (not for a duplicate): the row to hand off. */
-  storedId?: string
+  /** Set when this call stored the message (not for a duplicate): the row to hand off, and when it was stored. */
+  stored?: { id: string; at: Date }
   partner: string
   claims: MessageClaims
 }
@@ -32,11 +34,90 @@ export interface Accepted {
 export interface InboundContext {
   city: string
   db: Kysely<GatewayDatabase>
+  /** Where accepted messages are stored (the statement every accepted message runs). */
+  store: InboundStore
   partners: PartnerDirectory
   signer: Signer
   lifetimeSeconds: number
   /** Called once the signature is verified: throws a 429 problem when the partner is over its rate. */
   rateLimit: (partner: string) => Promise<void>
+  /** The gateway's clock for the time checks and receipts; the system clock unless a test injects one. */
+  clock?: () => Date
+}
+
+/**
+ * Step 15: each message, its raw JWS, the verified claims and the receipt we issue, in one statement that is also the
+ * replay record (a known (partner, jti) stores nothing and returns no row), many messages to a statement. `created_at`
+ * comes back for the hand-off, which is built from the claims just stored rather than read back.
+ */
+const STORE = {
+  name: 'gateway-inbound-store',
+  text: `insert into messages (direction, partner, message_id, type, ref, usr, status, digest, raw_jws, claims,
+      receipt_jws, receipt_status)
+    select 'inbound', v.partner, v.message_id, v.type, v.ref, v.usr, 'received', v.digest, v.raw_jws, v.claims::jsonb,
+      v.receipt_jws, 'accepted'
+    from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+        $9::text[])
+      as v(partner, message_id, type, ref, usr, digest, raw_jws, claims, receipt_jws)
+    on conflict (direction, partner, message_id) do nothing
+    returning id, partner, message_id, created_at`,
+}
+
+export interface StoredMessage {
+  partner: string
+  claims: MessageClaims
+  digest: string
+  jws: string
+  receipt: string
+}
+
+/**
+ * Accepted messages' rows, written through a batcher (db/batch.ts): the requests in flight share the statement and its
+ * commit. Sent straight to the gateway's pool and prepared by name, so it is parsed once per connection.
+ */
+export class InboundStore {
+  readonly #store: Batcher<StoredMessage, { id: string; at: Date } | undefined>
+
+  constructor(readonly pool: FastifyInstance['pgPool']) {
+    this.#store = new Batcher((items) => this.#storeRows(items))
+  }
+
+  /** Stores the message and answers its row, or nothing when (partner, jti) was stored before. */
+  store(message: StoredMessage): Promise<{ id: string; at: Date } | undefined> {
+    return this.#store.run(message)
+  }
+
+  async #storeRows(items: StoredMessage[]): Promise<({ id: string; at: Date } | undefined)[]> {
+    // A jti twice among the waiting requests goes into the statement once, with the first request's content: the row
+    // then holds exactly what that request's receipt says, and the others find it stored, as they would a moment later.
+    const key = (partner: string, jti: string) => `${partner} ${jti.toLowerCase()}`
+    const first = new Map<string, StoredMessage>()
+    for (const item of items) {
+      const k = key(item.partner, item.claims.jti)
+      if (!first.has(k)) first.set(k, item)
+    }
+    const asked = [...first.values()]
+    const { rows } = await this.pool.query<{ id: string; partner: string; message_id: string; created_at: Date }>({
+      ...STORE,
+      values: [
+        asked.map((item) => item.partner),
+        asked.map((item) => item.claims.jti),
+        asked.map((item) => item.claims.type),
+        asked.map((item) => item.claims.ref),
+        asked.map((item) => item.claims.usr ?? null),
+        asked.map((item) => item.digest),
+        asked.map((item) => item.jws),
+        asked.map((item) => JSON.stringify(item.claims)),
+        asked.map((item) => item.receipt),
+      ],
+    })
+    const stored = new Map(rows.map((row) => [key(row.partner, row.message_id), row]))
+    return items.map((item) => {
+      const k = key(item.partner, item.claims.jti)
+      const row = first.get(k) === item ? stored.get(k) : undefined
+      return row ? { id: row.id, at: row.created_at } : undefined
+    })
+  }
 }
 
 function verificationProblem(error: VerificationError): FederationProblem {
@@ -67,7 +148,11 @@ function verificationProblem(error: VerificationError): FederationProblem {
  * An accepted message is stored with the raw JWS, the verified claims and the receipt we issue, in one statement that
  * is also the replay record.
  */
-export async function receiveMessage(context: InboundContext, body: string, now = new Date()): Promise<Accepted> {
+export async function receiveMessage(
+  context: InboundContext,
+  body: string,
+  now = context.clock?.() ?? new Date(),
+): Promise<Accepted> {
   // A trailing newline from a command-line client is not part of the JWS.
   const jws = body.trim()
   const { header, claims: unverified } = parseCompactJws(jws)
@@ -96,6 +181,7 @@ export async function receiveMessage(context: InboundContext, body: string, now 
     )
     ;({ claims } = await verifier.verify(jws, { typ: FEDERATION_TYP }))
   } catch (error) {
+    if (error instanceof PartnerKeyRevoked) throw new FederationProblem('revoked-key', error.message)
     if (error instanceof PartnerKeysUnavailable) throw new FederationProblem('partner-keys-unavailable', error.message)
     if (error instanceof VerificationError) throw verificationProblem(error)
     throw error
@@ -129,6 +215,12 @@ export async function receiveMessage(context: InboundContext, body: string, now 
     const errors = validationIssues('body', bodyCheck.Errors(message.body))
     throw new FederationProblem('invalid-body', `the body fails the ${message.type} schema`, { errors })
   }
+  // A NUL or half a surrogate pair passes the schemas but can be neither digested (RFC 8785) nor stored (jsonb).
+  const unstorable = unstorableTextAt(message)
+  if (unstorable !== undefined) {
+    const errors = [{ in: 'claims', pointer: unstorable, detail: 'must not contain U+0000 or an unpaired surrogate' }]
+    throw new FederationProblem('invalid-body', 'the claims hold text that cannot be stored or digested', { errors })
+  }
 
   const digest = bodyDigest(message.body)
   const receiptFor = (status: 'accepted' | 'duplicate') =>
@@ -140,14 +232,8 @@ export async function receiveMessage(context: InboundContext, body: string, now 
     )
 
   const receipt = await receiptFor('accepted')
-  const stored = await sql<{ id: string }>`
-    insert into messages (direction, partner, message_id, type, ref, usr, status, digest, raw_jws, claims, receipt_jws, receipt_status)
-    values ('inbound', ${partner.id}, ${message.jti}, ${message.type}, ${message.ref}, ${message.usr ?? null}, 'received',
-            ${digest}, ${jws}, ${JSON.stringify(message)}::jsonb, ${receipt}, 'accepted')
-    on conflict (direction, partner, message_id) do nothing
-    returning id`.execute(context.db)
-  const storedId = stored.rows[0]?.id
-  if (storedId) return { status: 'accepted', receipt, storedId, partner: partner.id, claims: message }
+  const stored = await context.store.store({ partner: partner.id, claims: message, digest, jws, receipt })
+  if (stored) return { status: 'accepted', receipt, stored, partner: partner.id, claims: message }
 
   const earlier = await context.db
     .selectFrom('messages')

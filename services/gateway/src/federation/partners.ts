@@ -7,6 +7,8 @@ export interface Partner {
   jwksUrl: string
   /** What we accept from this partner (deny by default). */
   accepts: ReadonlySet<string>
+  /** Kids of this partner our operators revoked (profile `revokedKids`): never trusted, whatever its JWKS says. */
+  revokedKids: ReadonlySet<string>
 }
 
 interface CachedKeys {
@@ -16,6 +18,9 @@ interface CachedKeys {
 }
 
 export class PartnerKeysUnavailable extends Error {}
+
+/** The message names a key our operators revoked for this partner. */
+export class PartnerKeyRevoked extends Error {}
 
 /** How long a partner's last fetched JWKS may stand in while its JWKS endpoint cannot be reached. */
 const MAX_STALE_MS = 6 * 3600 * 1000
@@ -46,6 +51,7 @@ export class PartnerDirectory {
         gatewayUrl: city.federation.gatewayUrl,
         jwksUrl: city.federation.jwksUrl,
         accepts,
+        revokedKids: new Set(self.federation.revokedKids?.[city.id] ?? []),
       })
     }
   }
@@ -62,8 +68,16 @@ export class PartnerDirectory {
     return partner.accepts.has(type)
   }
 
-  /** A verifier holding the partner's keys, refreshed when stale or when `kid` is unknown (rate-limited). */
+  /**
+   * A verifier holding the partner's keys, refreshed when stale or when `kid` is unknown (rate-limited). A revoked
+   * `kid` is refused first, before the cache or the partner's JWKS is consulted: a key the partner withdrew stays in
+   * our cached copy for up to `cacheSeconds` (up to MAX_STALE_MS while its JWKS cannot be fetched), and a partner may
+   * still publish a key we know to be compromised. Used for inbound messages and for partners' receipts alike.
+   */
   async verifierFor(partner: Partner, kid: string | undefined): Promise<JwksVerifier> {
+    if (kid !== undefined && partner.revokedKids.has(kid)) {
+      throw new PartnerKeyRevoked(`kid ${JSON.stringify(kid)} of ${partner.id} is revoked (revokedKids)`)
+    }
     const now = Date.now()
     let cached = this.keys.get(partner.id)
     const stale = !cached || now - cached.fetchedAt > this.options.cacheSeconds * 1000
@@ -94,9 +108,11 @@ export class PartnerDirectory {
       if (!response.ok) throw new Error(`${partner.jwksUrl} answered ${response.status}`)
       const jwks = (await response.json()) as Jwks
       if (!Array.isArray(jwks?.keys)) throw new Error(`${partner.jwksUrl} is not a JWKS`)
+      // Revoked keys are left out of the verifier too, so no path that skips the kid check above can use them.
+      const keys = jwks.keys.filter((key) => !partner.revokedKids.has(key?.kid))
       const entry = {
-        verifier: new JwksVerifier(jwks),
-        kids: new Set(jwks.keys.map((key) => key.kid)),
+        verifier: new JwksVerifier({ keys }),
+        kids: new Set(keys.map((key) => key.kid)),
         fetchedAt: Date.now(),
       }
       this.keys.set(partner.id, entry)

@@ -12,6 +12,9 @@ export const FEDERATION_FAILURES = {
   'unknown-issuer': { status: 401, title: 'Issuer is not a partner' },
   'type-not-allowed': { status: 403, title: 'Message type not accepted from this partner' },
   'unknown-key': { status: 401, title: "Key id not in the partner's JWKS" },
+  // Refused before the partner's JWKS is even consulted: our operators listed the kid in the pilot profile's
+  // `revokedKids` for this partner (a compromised key), whatever the partner's JWKS, or our cached copy of it, says.
+  'revoked-key': { status: 401, title: 'Key revoked for this partner' },
   'bad-signature': { status: 401, title: 'Signature does not verify' },
   'wrong-audience': { status: 401, title: 'Message is addressed to another city' },
   expired: { status: 401, title: 'Message has expired' },

@@ -1,8 +1,8 @@
 import { createBullBoard } from '@bull-board/api'
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
-import { HttpProblem, type QueueRegistry, sendHttpProblem } from '@pilot/kit'
-import type { FederationQueues } from '@pilot/schemas'
+import { HttpProblem, PROBLEM_CONTENT_TYPE, type QueueRegistry, sendHttpProblem } from '@pilot/kit'
+import { type FederationQueues, PROBLEM_TYPES } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 
 const COOKIE = 'pilot_ops_token'
@@ -37,7 +37,9 @@ export async function boardPlugin(app: FastifyInstance, options: { queues: Queue
     )
     login.get(`${BASE}/login`, async (_request, reply) => reply.type('text/html').send(LOGIN_PAGE))
     login.post<{ Body: { token?: string } }>(`${BASE}/login`, async (request, reply) => {
-      const token = (request.body?.token ?? '').trim()
+      // A JSON body may carry anything as `token`; only a string can be a token (anything else is a 401 below).
+      const posted: unknown = request.body?.token
+      const token = typeof posted === 'string' ? posted.trim() : ''
       request.headers.authorization = `Bearer ${token}`
       await app.authorize(['operator']).call(app, request, reply, () => {})
       reply.header(
@@ -57,6 +59,32 @@ export async function boardPlugin(app: FastifyInstance, options: { queues: Queue
         if (error instanceof HttpProblem) return sendHttpProblem(reply, error)
         throw error
       }
+    })
+    // Bull Board answers its own refusals (an unknown queue or job, a body it cannot parse) in its own JSON shape; they
+    // become problems like every other 4xx of the service, its members kept as extensions for the dashboard.
+    board.addHook('onSend', async (request, reply, payload) => {
+      if (reply.statusCode < 400 || String(reply.getHeader('content-type') ?? '').startsWith(PROBLEM_CONTENT_TYPE)) {
+        return payload
+      }
+      let original: unknown
+      try {
+        original = typeof payload === 'string' ? JSON.parse(payload) : undefined
+      } catch {
+        original = undefined
+      }
+      const members = original !== null && typeof original === 'object' && !Array.isArray(original) ? original : {}
+      const key = (members as { error?: { key?: unknown } }).error?.key
+      const status = reply.statusCode
+      reply.type(PROBLEM_CONTENT_TYPE)
+      return JSON.stringify({
+        ...members,
+        type:
+          status === 404 ? PROBLEM_TYPES.notFound : status >= 500 ? PROBLEM_TYPES.internal : PROBLEM_TYPES.badRequest,
+        title: status === 404 ? 'Not found' : status >= 500 ? 'Internal error' : 'Bad request',
+        status,
+        detail: typeof key === 'string' ? key : `The queue dashboard refused the request (${status})`,
+        requestId: request.id,
+      })
     })
     await board.register(serverAdapter.registerPlugin(), { prefix: BASE })
   })

@@ -2,7 +2,7 @@ import { problemResponses, type QueueRegistry } from '@pilot/kit'
 import { FEDERATION_MAX_BYTES, type FederationQueues } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { findInbound, handOff } from '../federation/handoff.ts'
+import { HandOffMarks, handOff } from '../federation/handoff.ts'
 import { type InboundContext, receiveMessage } from '../federation/inbound.ts'
 import { FEDERATION_FAILURES, FederationProblem, federationProblemType } from '../federation/problems.ts'
 import type { GatewayMetrics } from '../metrics.ts'
@@ -14,6 +14,14 @@ export async function federationRoutes(
   options: { context: InboundContext; metrics: GatewayMetrics },
 ) {
   const { context, metrics } = options
+  const queues = app.queues as unknown as QueueRegistry<FederationQueues>
+  const marks = new HandOffMarks(context.store.pool, (error, rows) =>
+    app.log.warn({ err: error.message, rows }, 'handed_off marks not written; the relay will find the rows'),
+  )
+  // Child plugins close before the root's, so the marks still made are written before the pool closes.
+  app.addHook('onClose', async () => {
+    await marks.flush()
+  })
   // The body is the compact JWS itself; JSON bodies are not accepted here.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser(JOSE, { parseAs: 'string', bodyLimit: FEDERATION_MAX_BYTES }, (_request, body, done) =>
@@ -38,7 +46,9 @@ export async function federationRoutes(
     if (!problem) throw error
     metrics.verificationFailures.inc({ cause: problem.cause })
     // Tell a well-behaved sender when to come back: the rate window is a minute; keys may be reachable again soon.
-    if (problem.status === 429) reply.header('retry-after', String(60 - new Date().getUTCSeconds()))
+    if (problem.status === 429) {
+      reply.header('retry-after', String(60 - (context.clock?.() ?? new Date()).getUTCSeconds()))
+    }
     if (problem.status === 503) reply.header('retry-after', '30')
     request.log.info({ cause: problem.cause }, 'federation message refused')
     return reply
@@ -91,13 +101,22 @@ export async function federationRoutes(
         type: accepted.claims.type,
         outcome: accepted.status,
       })
-      if (accepted.storedId) {
-        const row = await findInbound(context.db, accepted.storedId)
-        if (row) {
-          await handOff(context.db, app.queues as unknown as QueueRegistry<FederationQueues>, row).catch(
-            (error: Error) => request.log.warn({ err: error.message }, 'hand-off deferred to the relay'),
-          )
+      const { stored, claims } = accepted
+      if (stored) {
+        // The row just stored holds exactly these claims: the hand-off is built from them, not read back.
+        const row = {
+          id: stored.id,
+          partner: accepted.partner,
+          message_id: claims.jti,
+          type: claims.type,
+          ref: claims.ref,
+          usr: claims.usr ?? null,
+          claims,
+          created_at: stored.at,
         }
+        await handOff(queues, marks, row).catch((error: Error) =>
+          request.log.warn({ err: error.message }, 'hand-off deferred to the relay'),
+        )
       }
       return reply.status(202).type(JOSE).send(accepted.receipt)
     },
