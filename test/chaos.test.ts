@@ -376,6 +376,20 @@ describe('chaos: faults while applications cross the pilot', () => {
       state = await progress()
     }
     const recoveredAt = at()
+    // Where the work stands in every city, for the summary (and for whoever reads a failed run).
+    const whereWorkIs: Record<string, unknown> = {}
+    for (const city of CITY_IDS) {
+      const client = clients[city] as pg.Client
+      const rows = async (text: string) => (await client.query(text)).rows
+      whereWorkIs[city] = {
+        outbox: await rows(`select type, coalesce(outcome, 'none') as outcome, relayed_at is not null as relayed,
+            count(*)::int as n from intake.outbox group by 1, 2, 3 order by 1, 2, 3`),
+        gateway: await rows(`select direction, type, status, count(*)::int as n from gateway.messages
+            group by 1, 2, 3 order by 1, 2, 3`),
+        cases: await rows(`select side, status, count(*)::int as n from intake.cases group by 1, 2 order by 1, 2`),
+        queues: redis.queueCounts(`chaos:${city}`),
+      }
+    }
 
     // The count: for every application, exactly one of each thing, in every city's own database.
     const problems: string[] = []
@@ -480,6 +494,7 @@ describe('chaos: faults while applications cross the pilot', () => {
       lost: APPLICATIONS - state.arrived,
       problems: problems.length,
       rowsCounted: counts,
+      whereWorkIs,
     }
     writeFileSync(`${inject('logDir')}/chaos-summary.json`, `${JSON.stringify(summary, null, 2)}\n`)
     console.log(`chaos summary: ${JSON.stringify(summary, null, 2)}`)

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createConnection } from 'node:net'
 import { freePort, type ServiceProcess, startServiceProcess } from '@pilot/testing'
@@ -52,6 +52,30 @@ export class OwnRedis {
         resolve(false)
       })
     })
+  }
+
+  /** Jobs per BullMQ queue and state under `prefix` (wait, active, delayed, completed, failed), read with redis-cli. */
+  queueCounts(prefix: string): Record<string, Record<string, number>> {
+    const cli = (...args: string[]) =>
+      execFileSync('redis-cli', ['-p', String(this.port), ...args], { encoding: 'utf8' }).trim()
+    const counts: Record<string, Record<string, number>> = {}
+    try {
+      for (const key of cli('--scan', '--pattern', `${prefix}:*:meta`).split('\n').filter(Boolean)) {
+        const queue = key.slice(prefix.length + 1, -':meta'.length)
+        const base = `${prefix}:${queue}`
+        counts[queue] = {
+          wait: Number(cli('llen', `${base}:wait`)),
+          active: Number(cli('llen', `${base}:active`)),
+          delayed: Number(cli('zcard', `${base}:delayed`)),
+          prioritized: Number(cli('zcard', `${base}:prioritized`)),
+          completed: Number(cli('zcard', `${base}:completed`)),
+          failed: Number(cli('zcard', `${base}:failed`)),
+        }
+      }
+    } catch (error) {
+      return { error: { [(error as Error).message.slice(0, 100)]: 1 } }
+    }
+    return counts
   }
 
   /** kill -9: no goodbye to the clients, nothing saved. */
