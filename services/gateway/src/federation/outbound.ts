@@ -1,4 +1,4 @@
-import type { QueueRegistry } from '@pilot/kit'
+import { addAgainIfFinished, INFRASTRUCTURE_RETRIES, type QueueRegistry } from '@pilot/kit'
 import { type DeliveryOutcome, FEDERATION_TYP, type FederationQueues, type OutboundMessage } from '@pilot/schemas'
 import { bodyDigest, checkTimes, type Signer, VerificationError } from '@pilot/signing'
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
@@ -35,8 +35,10 @@ export function retryDelay(attempt: number, baseMs: number, maxMs: number, rando
 class Retryable extends Error {}
 
 async function reportOutcome(context: DeliveryContext, outcome: DeliveryOutcome): Promise<void> {
-  await context.queues.queue('federation.delivery').add(outcome.outcome, outcome, {
+  // Reported again (a job that ran again because the sender never saw the outcome) is queued anew.
+  await addAgainIfFinished(context.queues.queue('federation.delivery'), outcome.outcome, outcome, {
     jobId: `${outcome.messageId}-${outcome.outcome}`,
+    ...INFRASTRUCTURE_RETRIES,
     removeOnComplete: { age: 24 * 3600 },
     removeOnFail: false,
   })
