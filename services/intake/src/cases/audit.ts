@@ -29,7 +29,8 @@ export async function appendAudit(trx: Transaction<IntakeDatabase>, record: Audi
             ${record.requestId}, ${record.detail ? JSON.stringify(record.detail) : null}::jsonb)`.execute(trx)
 }
 
-interface UnchainedRow {
+/** An audit_log row's own columns, as PostgreSQL returns them. */
+export interface AuditRowFields {
   id: string
   at: Date
   actor: string
@@ -41,7 +42,8 @@ interface UnchainedRow {
   detail: Record<string, string | number | boolean | null> | null
 }
 
-function entryOf(row: UnchainedRow): AuditEntry {
+/** The row as the chain hashes it (and as the audit trail shows it): detail left out when there is none. */
+export function auditEntryOf(row: AuditRowFields): AuditEntry {
   return {
     id: String(row.id),
     at: row.at.toISOString(),
@@ -64,7 +66,7 @@ function entryOf(row: UnchainedRow): AuditEntry {
 export async function chainAuditLog(db: Kysely<IntakeDatabase>, batch = 1000): Promise<number> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(trx)
-    const { rows } = await sql<UnchainedRow>`
+    const { rows } = await sql<AuditRowFields>`
       select id::text as id, at, actor, role, city, action, case_id, request_id, detail from audit_log
       where chain_seq is null order by id limit ${batch}`.execute(trx)
     if (rows.length === 0) return 0
@@ -79,7 +81,7 @@ export async function chainAuditLog(db: Kysely<IntakeDatabase>, batch = 1000): P
     const hashes: string[] = []
     for (const row of rows) {
       seq += 1n
-      const hash = auditHash(previous, entryOf(row))
+      const hash = auditHash(previous, auditEntryOf(row))
       ids.push(row.id)
       seqs.push(String(seq))
       prevs.push(previous)
@@ -166,7 +168,7 @@ export async function verifyAuditLog(db: Db): Promise<AuditVerification> {
     .executeTakeFirstOrThrow()
   const result = verifyChain(
     rows.map((row) => ({
-      ...entryOf({ ...row, id: String(row.id) }),
+      ...auditEntryOf({ ...row, id: String(row.id) }),
       prevHash: row.prev_hash as string,
       hash: row.hash as string,
     })),

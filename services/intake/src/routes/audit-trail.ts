@@ -2,7 +2,7 @@ import { AUTH_PROBLEMS, BEARER_SECURITY, type Caller, problems, type Role, stand
 import { maskIdNumber, StrictObject } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { type Static, Type } from 'typebox'
-import { appendAudit } from '../cases/audit.ts'
+import { appendAudit, auditEntryOf } from '../cases/audit.ts'
 import type { CaseContext } from '../cases/context.ts'
 
 const AuditQuery = StrictObject({
@@ -136,17 +136,7 @@ export async function auditTrailRoutes(app: FastifyInstance, options: { context:
       await audit('audit.read', { actor: actorFilter ?? null, count: page.length })
       const last = page[page.length - 1]
       return {
-        items: page.map((row) => ({
-          id: String(row.id),
-          at: row.at.toISOString(),
-          actor: row.actor,
-          role: row.role,
-          city: row.city,
-          action: row.action,
-          caseId: row.case_id,
-          requestId: row.request_id,
-          detail: masked(row.detail),
-        })),
+        items: page.map((row) => ({ ...auditEntryOf({ ...row, id: String(row.id) }), detail: masked(row.detail) })),
         nextCursor: rows.length > limit && last ? String(last.id) : null,
       }
     },
