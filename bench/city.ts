@@ -124,7 +124,9 @@ export async function startService(
   nodeArgs: string[] = [],
 ): Promise<RunningService> {
   const logFile = env.LOG_FILE as string
-  const child = startNode(`services/${service}/src/server.ts`, [], env, logFile, nodeArgs)
+  // BENCH_SERVICE_NODE_ARGS (e.g. "--trace-gc") reaches every service process, to look into a run without editing it.
+  const extra = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = startNode(`services/${service}/src/server.ts`, [], env, logFile, [...extra, ...nodeArgs])
   const url = `http://127.0.0.1:${env.PORT}`
   try {
     await waitReady(`${url}/health/ready`, child, 90_000, logFile)

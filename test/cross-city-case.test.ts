@@ -1,10 +1,20 @@
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { devSecretsEnv } from '@pilot/kit'
 import { checkCharacter } from '@pilot/schemas'
-import { matchingHash, Signer, signAttestation } from '@pilot/signing'
+import {
+  generateSigningKey,
+  matchingHash,
+  type PrivateJwk,
+  publicJwk,
+  Signer,
+  saveKeyFile,
+  signAttestation,
+} from '@pilot/signing'
 import { repoRoot, testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -44,8 +54,26 @@ describe('a case across two cities, with real services over HTTP', () => {
   let shenzhen: TestCity
   let zhongshan: TestCity
 
+  // A Shenzhen key its gateway still publishes (as retired) but Zhongshan's operators revoked: an attestation it signs
+  // must be refused even inside a message signed with Shenzhen's good key.
+  let revoked: PrivateJwk
+
   beforeAll(async () => {
-    cities = await startCities(['shenzhen', 'zhongshan'])
+    revoked = await generateSigningKey('ES256')
+    const keyDir = mkdtempSync(join(tmpdir(), 'cross-city-keys-'))
+    saveKeyFile(join(keyDir, 'retired.jwks.json'), { keys: [publicJwk(revoked)] })
+    cities = await startCities(
+      ['shenzhen', 'zhongshan'],
+      {},
+      {
+        editProfile: (profile) => {
+          profile.cities.find((city: { id: string }) => city.id === 'zhongshan').federation.revokedKids = {
+            shenzhen: [revoked.kid],
+          }
+        },
+        cityEnv: { shenzhen: { SIGNING_RETIRED_KEYS_FILE: join(keyDir, 'retired.jwks.json') } },
+      },
+    )
     shenzhen = cities.shenzhen as TestCity
     zhongshan = cities.zhongshan as TestCity
     const evidence = [registeredInZhongshan, notRegistered].map((id, index) =>
@@ -307,6 +335,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   it.each([
     ['tampered', 'invalid_attestation'],
     ['expired', 'invalid_attestation'],
+    ['signed with a revoked key', 'invalid_attestation'],
     ['ineligible', 'residence_not_attested'],
   ])('refuses a transfer whose residence attestation is %s, creating no case', async (kind, reason) => {
     const key = JSON.parse(readFileSync(devSecretsEnv(testSecretsDir(), 'shenzhen').SIGNING_KEY_FILE as string, 'utf8'))
@@ -330,13 +359,20 @@ describe('a case across two cities, with real services over HTTP', () => {
       rule: 'residence-continuous-months/1',
       hukouCity: 'zhongshan',
     }
-    let attestation = await signAttestation(signer, claims)
+    if (kind === 'signed with a revoked key') {
+      // Shenzhen's JWKS does list it, so only the revocation can refuse it.
+      const published = (await (await fetch(`${shenzhen.url.gateway}/.well-known/jwks.json`)).json()) as {
+        keys: { kid: string }[]
+      }
+      expect(published.keys.map((key) => key.kid)).toContain(revoked.kid)
+    }
+    let attestation = await signAttestation(kind === 'signed with a revoked key' ? new Signer(revoked) : signer, claims)
     if (kind === 'tampered') {
       const [header, , signature] = attestation.split('.')
       const forged = Buffer.from(JSON.stringify({ ...claims, residenceSince: '2020-01-01' })).toString('base64url')
       attestation = `${header}.${forged}.${signature}`
     }
-    const reference = `440300-TEST-${kind.toUpperCase()}`
+    const reference = `440300-TEST-${kind.toUpperCase().replaceAll(' ', '-')}`
     const body = {
       residenceCity: 'shenzhen',
       hukouCity: 'zhongshan',
@@ -378,6 +414,7 @@ describe('a case across two cities, with real services over HTTP', () => {
       ).toBe(0)
       const refusal = await client.query('select type, body from intake.outbox where ref = $1', [reference])
       expect(refusal.rows).toEqual([{ type: 'case.refused', body: expect.objectContaining({ reason }) }])
+      if (kind === 'signed with a revoked key') expect(refusal.rows[0].body.detail).toMatch(/revoked key/)
     } finally {
       await client.end()
     }

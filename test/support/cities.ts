@@ -46,8 +46,15 @@ const builders = {
 export async function startCities(
   ids: string[],
   extraEnv: Record<string, string> = {},
+  options: {
+    /** Changes to the pilot profile every city reads. */
+    // biome-ignore lint/suspicious/noExplicitAny: a test edits whatever part of the profile it needs
+    editProfile?: (profile: any) => void
+    /** Variables for one city's services only, by city id. */
+    cityEnv?: Record<string, Record<string, string>>
+  } = {},
 ): Promise<Record<string, TestCity>> {
-  const { path: profilePath, ports: allPorts } = await profileOnFreePorts()
+  const { path: profilePath, ports: allPorts } = await profileOnFreePorts(options.editProfile)
   const cities: Record<string, TestCity> = {}
   for (const id of ids) {
     const ports = allPorts[id] as CityPorts
@@ -83,6 +90,7 @@ export async function startCities(
         OUTBOX_RESEND_AFTER_SECONDS: '5',
         PARTNER_JWKS_REFETCH_MIN_INTERVAL_MS: '0',
         ...extraEnv,
+        ...options.cityEnv?.[city.id],
       })
     city.start = async (service, env = {}) => {
       const app = await builders[service]({ ...city.env(service), ...env })

@@ -12,8 +12,12 @@ export type CityPorts = Record<ServiceName, number>
  * A copy of the pilot profile with every service of every city on a free loopback port (and every URL — services,
  * gateways, JWKS — pointing there), so a test's pilot never meets a developer's pilot on the fixed ports.
  */
-export async function profileOnFreePorts(): Promise<{ path: string; ports: Record<string, CityPorts> }> {
+export async function profileOnFreePorts(
+  // biome-ignore lint/suspicious/noExplicitAny: a test edits whatever part of the profile it needs
+  edit: (profile: any) => void = () => {},
+): Promise<{ path: string; ports: Record<string, CityPorts> }> {
   const profile = parse(readFileSync(pilotConfigPath, 'utf8'))
+  edit(profile)
   const ports: Record<string, CityPorts> = {}
   for (const entry of profile.cities as {
     id: string

@@ -63,6 +63,34 @@ export const BaseEnv = {
 const BaseEnvSchema = Type.Object(BaseEnv)
 type BaseEnv = Static<typeof BaseEnvSchema>
 
+/**
+ * How a service caches the other pilot cities' JWKS (the gateway for messages and receipts, the intake service for the
+ * residence attestations inside transfers): the same variables, defaults and meaning in both.
+ */
+export const PartnerJwksEnv = {
+  PARTNER_JWKS_CACHE_SECONDS: Type.Integer({
+    default: 300,
+    minimum: 1,
+    description: "How long a partner's JWKS is trusted before it is fetched again",
+  }),
+  PARTNER_JWKS_REFETCH_MIN_INTERVAL_MS: Type.Integer({
+    default: 10_000,
+    minimum: 0,
+    description: "An unknown kid triggers a fetch of the partner's JWKS at most this often",
+  }),
+}
+
+/** The PartnerKeys options from variables read with PartnerJwksEnv. */
+export function partnerJwksOptions(env: Static<TObject<typeof PartnerJwksEnv>>): {
+  cacheSeconds: number
+  refetchMinIntervalMs: number
+} {
+  return {
+    cacheSeconds: env.PARTNER_JWKS_CACHE_SECONDS,
+    refetchMinIntervalMs: env.PARTNER_JWKS_REFETCH_MIN_INTERVAL_MS,
+  }
+}
+
 export interface ServiceConfig {
   service: ServiceName
   city: CityId

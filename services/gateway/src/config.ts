@@ -1,4 +1,4 @@
-import { loadConfig, readKeyRing, type ServiceConfig } from '@pilot/kit'
+import { loadConfig, PartnerJwksEnv, partnerJwksOptions, readKeyRing, type ServiceConfig } from '@pilot/kit'
 import type { KeyRing } from '@pilot/signing'
 import { Type } from 'typebox'
 
@@ -36,16 +36,7 @@ const GatewayEnv = {
     description: 'Time allowed for a partner to answer',
   }),
   DELIVERY_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'Deliveries in flight' }),
-  PARTNER_JWKS_CACHE_SECONDS: Type.Integer({
-    default: 300,
-    minimum: 1,
-    description: "How long a partner's JWKS is trusted before it is fetched again",
-  }),
-  PARTNER_JWKS_REFETCH_MIN_INTERVAL_MS: Type.Integer({
-    default: 10_000,
-    minimum: 0,
-    description: "An unknown kid triggers a fetch of the partner's JWKS at most this often",
-  }),
+  ...PartnerJwksEnv,
   INBOUND_RATE_LIMIT_PER_MINUTE: Type.Integer({
     default: 6000,
     minimum: 1,
@@ -90,10 +81,7 @@ export function readGatewayConfig(env: Record<string, string | undefined> = proc
       timeoutMs: config.env.DELIVERY_TIMEOUT_MS,
       concurrency: config.env.DELIVERY_CONCURRENCY,
     },
-    partnerJwks: {
-      cacheSeconds: config.env.PARTNER_JWKS_CACHE_SECONDS,
-      refetchMinIntervalMs: config.env.PARTNER_JWKS_REFETCH_MIN_INTERVAL_MS,
-    },
+    partnerJwks: partnerJwksOptions(config.env),
     inboundRateLimitPerMinute: config.env.INBOUND_RATE_LIMIT_PER_MINUTE,
     relayIntervalMs: config.env.RELAY_INTERVAL_MS,
     relayRecheckSeconds: config.env.RELAY_RECHECK_SECONDS,

@@ -65,7 +65,7 @@ export async function buildApp(config: IntakeConfig, options: BuildOptions = {})
             relayIntervalMs: config.outboxRelayIntervalMs,
             resendAfterSeconds: config.outboxResendAfterSeconds,
             auditChainIntervalMs: config.auditChainIntervalMs,
-            jwksOf: profileJwksSource(context),
+            jwksOf: profileJwksSource(context, config.partnerJwks),
           })
         : undefined
       if (config.mode !== 'worker') {

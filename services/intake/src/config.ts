@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path'
-import { loadConfig, readKeyFile, type ServiceConfig } from '@pilot/kit'
+import { loadConfig, PartnerJwksEnv, partnerJwksOptions, readKeyFile, type ServiceConfig } from '@pilot/kit'
 import { Type } from 'typebox'
 
 const IntakeEnv = {
@@ -36,6 +36,8 @@ const IntakeEnv = {
     minimum: 20,
     description: 'How often new audit rows are linked into the hash chain (the longest a row stays unlinked)',
   }),
+  // Residence attestations inside incoming transfers are checked against the residence city's JWKS.
+  ...PartnerJwksEnv,
   RESIDENCE_TIMEOUT_MS: Type.Integer({
     default: 5000,
     minimum: 100,
@@ -54,6 +56,7 @@ export interface IntakeConfig extends ServiceConfig {
   outboxResendAfterSeconds: number
   auditChainIntervalMs: number
   residenceTimeoutMs: number
+  partnerJwks: { cacheSeconds: number; refetchMinIntervalMs: number }
 }
 
 export function readIntakeConfig(env: Record<string, string | undefined> = process.env): IntakeConfig {
@@ -70,5 +73,6 @@ export function readIntakeConfig(env: Record<string, string | undefined> = proce
     outboxResendAfterSeconds: config.env.OUTBOX_RESEND_AFTER_SECONDS,
     auditChainIntervalMs: config.env.AUDIT_CHAIN_INTERVAL_MS,
     residenceTimeoutMs: config.env.RESIDENCE_TIMEOUT_MS,
+    partnerJwks: partnerJwksOptions(config.env),
   }
 }

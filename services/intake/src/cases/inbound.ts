@@ -1,5 +1,13 @@
 import type { CaseTransferBody, DeliveryOutcome, InboundMessage } from '@pilot/schemas'
-import { type Jwks, VerificationError, verifyAttestation } from '@pilot/signing'
+import {
+  type JwksVerifier,
+  kidOf,
+  PartnerKeyRevoked,
+  PartnerKeys,
+  type PartnerKeysOptions,
+  VerificationError,
+  verifyAttestation,
+} from '@pilot/signing'
 import type { Static } from 'typebox'
 import { actionForInbound, nextStatus } from '../domain/lifecycle.ts'
 import { appendAudit, partnerAudit } from './audit.ts'
@@ -13,21 +21,25 @@ import type { Actor, CaseContext } from './context.ts'
 import { sealForm } from './sealing.ts'
 import { deadlineColumns, firstTime, recordEvent, reviewDeadline, writeOutbox } from './workflows.ts'
 
-/** Fetches a pilot city's published JWKS (to check a residence attestation it signed). */
-export type JwksSource = (city: string) => Promise<Jwks>
+/**
+ * The verifier for a pilot city's published keys, given the kid a JWS names (to check a residence attestation it
+ * signed): refused outright for a kid our operators revoked, refetched early for a kid not yet seen.
+ */
+export type JwksSource = (city: string, kid: string | undefined) => Promise<JwksVerifier>
 
-export function profileJwksSource(context: CaseContext): JwksSource {
-  const cache = new Map<string, { jwks: Jwks; at: number }>()
-  return async (city) => {
-    const hit = cache.get(city)
-    if (hit && Date.now() - hit.at < 60_000) return hit.jwks
-    const url = context.pilot.cities.find((candidate) => candidate.id === city)?.federation.jwksUrl
-    if (!url) throw new Error(`${city} is not a pilot city`)
-    const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
-    if (!response.ok) throw new Error(`${url} answered ${response.status}`)
-    const jwks = (await response.json()) as Jwks
-    cache.set(city, { jwks, at: Date.now() })
-    return jwks
+/**
+ * The pilot profile's cities and their JWKS URLs, with this city's `revokedKids`: the same rules as the gateway applies
+ * to the messages themselves, so an attestation signed with a key revoked here is refused even when the message that
+ * carries it is signed with a good one.
+ */
+export function profileJwksSource(context: CaseContext, options: PartnerKeysOptions): JwksSource {
+  const keys = new PartnerKeys(options)
+  const self = context.pilot.cities.find((city) => city.id === context.city)
+  return (city, kid) => {
+    const profile = context.pilot.cities.find((candidate) => candidate.id === city)
+    if (!profile) return Promise.reject(new Error(`${city} is not a pilot city`))
+    const revokedKids = new Set(self?.federation.revokedKids?.[city] ?? [])
+    return keys.verifierFor({ id: city, jwksUrl: profile.federation.jwksUrl, revokedKids }, kid)
   }
 }
 
@@ -129,7 +141,7 @@ async function receiveTransfer(context: CaseContext, message: InboundMessage, jw
   const body = message.body as Static<typeof CaseTransferBody>
   let refusal: { reason: string; detail: string } | undefined
   try {
-    const claims = await verifyAttestation(body.attestation, await jwksOf(message.from), {
+    const claims = await verifyAttestation(body.attestation, await jwksOf(message.from, kidOf(body.attestation)), {
       expectedIssuer: message.from,
       expectedSubject: body.applicant.subject,
     })
@@ -138,8 +150,14 @@ async function receiveTransfer(context: CaseContext, message: InboundMessage, jw
     else if (claims.hukouCity !== context.city)
       refusal = { reason: 'attestation_for_another_city', detail: `the attestation is for ${claims.hukouCity}` }
   } catch (error) {
-    if (!(error instanceof VerificationError)) throw error
-    refusal = { reason: 'invalid_attestation', detail: `the residence attestation does not verify (${error.code})` }
+    if (error instanceof PartnerKeyRevoked) {
+      refusal = { reason: 'invalid_attestation', detail: 'the residence attestation is signed with a revoked key' }
+    } else if (error instanceof VerificationError) {
+      refusal = { reason: 'invalid_attestation', detail: `the residence attestation does not verify (${error.code})` }
+    } else {
+      // The residence city's keys cannot be had (PartnerKeysUnavailable) or the database failed: the job is retried.
+      throw error
+    }
   }
   const registration = refusal
     ? undefined
