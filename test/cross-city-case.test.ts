@@ -312,12 +312,19 @@ describe('a case across two cities, with real services over HTTP', () => {
       answers[0]?.body.id,
     ])
     expect(rows[0].n).toBe(1)
+    // The stored response is the case view, the applicant's name in it: sealed like the form, never in the clear.
+    const stored = await client.query(
+      `select response, response_sealed from intake.idempotency_keys where key = 'concurrent-key-01'`,
+    )
+    expect(stored.rows).toHaveLength(1)
+    expect(stored.rows[0].response).toBeNull()
+    expect(stored.rows[0].response_sealed.includes(Buffer.from(body.applicant.name))).toBe(false)
 
     // A retry after a crash between commit and response: the stored response comes back.
     const retry = await call(shenzhen, 'intake', 'POST', '/v1/applications', 'caseworker', body, {
       'idempotency-key': 'concurrent-key-01',
     })
-    expect(retry.body.id).toBe(answers[0]?.body.id)
+    expect(retry.body).toEqual(answers[0]?.body)
     const other = await call(
       shenzhen,
       'intake',

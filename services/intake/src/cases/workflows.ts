@@ -20,7 +20,7 @@ import { type Action, nextStatus } from '../domain/lifecycle.ts'
 import type { WorkingDayCalendar } from '../domain/working-days.ts'
 import { appendAudit } from './audit.ts'
 import type { Actor, CaseContext } from './context.ts'
-import { sealForm } from './sealing.ts'
+import { openForm, sealForm } from './sealing.ts'
 import { caseView, caseViewOf, type EventFields } from './views.ts'
 
 type Trx = Transaction<IntakeDatabase>
@@ -171,7 +171,8 @@ function checkIdentity(pointer: string, idNumber: string, today: string): string
 interface StoredSubmission {
   request_hash: string
   status_code: number
-  response: object
+  response: object | null
+  response_sealed: Buffer | null
 }
 
 async function storedSubmission(
@@ -181,14 +182,19 @@ async function storedSubmission(
 ): Promise<StoredSubmission | undefined> {
   const { rows } = await context.pool.query<StoredSubmission>({
     name: 'intake-stored-submission',
-    text: 'select request_hash, status_code, response from idempotency_keys where actor = $1 and key = $2',
+    text: `select request_hash, status_code, response, response_sealed from idempotency_keys
+           where actor = $1 and key = $2`,
     values: [actor, idempotencyKey],
   })
   return rows[0]
 }
 
 /** The stored answer to a repeat with the same body; 422 for a different body under the same key. */
-function repeatAnswer(earlier: StoredSubmission, requestHash: string): { statusCode: number; body: CaseView } {
+function repeatAnswer(
+  context: CaseContext,
+  earlier: StoredSubmission,
+  requestHash: string,
+): { statusCode: number; body: CaseView } {
   if (earlier.request_hash !== requestHash) {
     throw new HttpProblem(
       422,
@@ -198,9 +204,12 @@ function repeatAnswer(earlier: StoredSubmission, requestHash: string): { statusC
     )
   }
   // A response stored before a view field existed lacks it; for an application the field's value is null.
+  const response = earlier.response_sealed
+    ? openForm<object>(context.piiKey, earlier.response_sealed)
+    : earlier.response
   return {
     statusCode: earlier.status_code,
-    body: { recommendation: null, benefitCheck: null, ...earlier.response } as CaseView,
+    body: { recommendation: null, benefitCheck: null, ...response } as CaseView,
   }
 }
 
@@ -213,13 +222,13 @@ function repeatAnswer(earlier: StoredSubmission, requestHash: string): { statusC
  * ORDER BY inserts in that order), which is the order a read of the case lists them in. The audit row is the one
  * appendAudit would write: unchained, for the chainer to link once it has committed.
  *
- * $1 caseworker, $2 key, $3 request hash, $4 response, $5 time of submission, $6–$19 the case, $20 caseworker's role,
+ * $1 caseworker, $2 key, $3 request hash, $4 response (sealed like a form), $5 time of submission, $6–$19 the case, $20 caseworker's role,
  * $21–$23 the residence event, $24–$25 the transfer (null: none), $26–$28 the audit row.
  */
 const SUBMIT_STATEMENT = `
   with claimed as (
-    insert into idempotency_keys (actor, key, request_hash, status_code, response, created_at)
-    values ($1::text, $2::text, $3::text, 201, $4::jsonb, $5::timestamptz)
+    insert into idempotency_keys (actor, key, request_hash, status_code, response_sealed, created_at)
+    values ($1::text, $2::text, $3::text, 201, $4::bytea, $5::timestamptz)
     on conflict (actor, key) do nothing
     returning actor
   ), created as (
@@ -293,7 +302,7 @@ export async function submitApplication(
     )
   } catch (error) {
     const finished = await storedSubmission(context, actor.id, idempotencyKey)
-    if (finished) return repeatAnswer(finished, requestHash)
+    if (finished) return repeatAnswer(context, finished, requestHash)
     throw error
   }
 
@@ -407,7 +416,7 @@ export async function submitApplication(
       actor.id,
       idempotencyKey,
       requestHash,
-      JSON.stringify(view),
+      sealForm(context.piiKey, view),
       at,
       row.id,
       row.reference,
@@ -438,7 +447,7 @@ export async function submitApplication(
   // The key was taken meanwhile, by a concurrent submission that has committed by now (the insert waited for it).
   const earlier = await storedSubmission(context, actor.id, idempotencyKey)
   if (!earlier) throw new Error('an idempotency record vanished between two statements')
-  return repeatAnswer(earlier, requestHash)
+  return repeatAnswer(context, earlier, requestHash)
 }
 
 /** Reads one case, writing the read to the audit log. */

@@ -107,7 +107,10 @@ export interface IdempotencyTable {
   key: string
   request_hash: string
   status_code: number
-  response: Json<unknown>
+  /** Only in rows written before responses were sealed, until the worker seals them. */
+  response: NullableJson<unknown>
+  /** The response (a case view: personal data) sealed like a form. */
+  response_sealed: Buffer | null
   created_at: ColumnType<Date, Date | undefined, never>
 }
 
