@@ -180,11 +180,21 @@ interface RunFigures extends LoadFigures {
   /** CPU ms per request of each process (user + system), and of the machine (all cores, everything). */
   cpuMsPerRequest: Record<string, number>
   machineBusyPercent: number
+  /** PostgreSQL write-ahead log written during the run, per request (the whole cluster: everything else is idle). */
+  walKbPerRequest: number
   warmupRequests: number
   activity: ActivitySummary
 }
 
-async function measure(target: Target, options: BenchOptions, sampler: ActivitySampler): Promise<RunFigures> {
+const walPosition = async (admin: pg.Client): Promise<string> =>
+  (await admin.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn as string
+
+async function measure(
+  target: Target,
+  options: BenchOptions,
+  sampler: ActivitySampler,
+  admin: pg.Client,
+): Promise<RunFigures> {
   const common = {
     url: target.url,
     method: 'POST' as const,
@@ -200,18 +210,27 @@ async function measure(target: Target, options: BenchOptions, sampler: ActivityS
   const processes = target.processes()
   const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, child]) => [name, cpuSeconds(child.pid)]))
   const machineBefore = machineCpu()
+  const walBefore = await walPosition(admin)
   sampler.start()
   const figures = await load({ ...common, durationSeconds: options.durationSeconds })
   const activity = await sampler.stop()
   const machineBusy = busyPercent(machineBefore, machineCpu())
   const requests = figures.ok + figures.non2xx
+  const walBytes = Number(
+    (
+      await admin.query<{ bytes: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as bytes', [
+        walBefore,
+      ])
+    ).rows[0]?.bytes,
+  )
   const cpuMsPerRequest = Object.fromEntries(
     Object.entries(processes).map(([name, child]) => [
       name,
       requests > 0 ? round(((cpuSeconds(child.pid) - (cpuBefore[name] ?? 0)) * 1000) / requests, 3) : Number.NaN,
     ]),
   )
-  return { ...figures, cpuMsPerRequest, machineBusyPercent: machineBusy, warmupRequests, activity }
+  const walKbPerRequest = requests > 0 ? round(walBytes / 1024 / requests, 2) : Number.NaN
+  return { ...figures, cpuMsPerRequest, machineBusyPercent: machineBusy, walKbPerRequest, warmupRequests, activity }
 }
 
 interface Drain {
@@ -453,7 +472,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       for (const target of [targets.baseline, targets.service]) {
         log(`load: ${target.name}, round ${round} (${options.warmupSeconds} s warm-up, ${options.durationSeconds} s)`)
         if (target.name === 'service') await outbound.pause()
-        const figures = await measure(target, options, sampler)
+        const figures = await measure(target, options, sampler, samplerClient)
         runs[target.name].push(figures)
         log(
           `  ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, ` +
@@ -496,7 +515,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       const profiled: Target = { ...targets.service, url: `${intake.url}/v1/applications` }
       log('profile: intake under --cpu-prof')
       await outbound.pause()
-      const figures = await measure(profiled, options, sampler)
+      const figures = await measure(profiled, options, sampler, samplerClient)
       // Stopped before its transfers drain: delivery outcomes would be processed by this process and profiled too.
       await intake.child.stop(20_000)
       profile = summariseProfile(
@@ -532,6 +551,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       r.errors,
       Object.values(r.cpuMsPerRequest)[0] ?? '',
       r.machineBusyPercent,
+      r.walKbPerRequest,
     ]
     const cpuColumns = Object.keys(bestService.cpuMsPerRequest)
     const tables: BenchTable[] = [
@@ -548,11 +568,12 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
           'errors',
           'CPU ms/req',
           'machine CPU %',
+          'WAL KB/req',
         ],
         rows: [
           loadRow('baseline (Fastify + one INSERT)', bestBaseline),
           loadRow('intake service (+ residence)', bestService),
-          ['service / baseline', `${round(ratio * 100)} %`, '', '', '', '', '', '', '', ''],
+          ['service / baseline', `${round(ratio * 100)} %`, '', '', '', '', '', '', '', '', ''],
         ],
       },
       {
@@ -613,7 +634,8 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       `During each service run Shenzhen's federation.outbound queue is paused (transfers wait in the queue); it is ` +
         'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan (table above).',
       `CPU ms/req: user + system per request of each process (PostgreSQL, Redis and the load generator excluded); ` +
-        `machine CPU %: all ${cpus().length} cores, everything included.`,
+        `machine CPU %: all ${cpus().length} cores, everything included; WAL KB/req: PostgreSQL's write-ahead log ` +
+        'written during the run per request (the whole cluster).',
       `Left behind: ${leftRow?.cases} cases (${statuses.map((s) => `${s.n} ${s.status}`).join(', ')}), ` +
         `${leftRow?.delivered} of ${leftRow?.outbox} transfers delivered, ${arrived[0]?.n} stored by the Zhongshan ` +
         `gateway, ${leftRow?.audit} audit rows. Residence evidence import: ${APPLICANTS} rows in ` +
