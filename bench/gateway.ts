@@ -285,9 +285,14 @@ async function gatewayOffered(g: Gateways, label: string, seconds: number): Prom
 }
 
 interface Raw {
+  /** The process taking jobs off `federation.outbound`. */
   worker: Child
+  /** Every process whose CPU the run costs (the worker, and the floor's receiver). */
+  processes: Child[]
   queues: QueueRegistry<FederationQueues>
 }
+
+const cpuOf = (processes: Child[]) => processes.reduce((sum, child) => sum + cpuSeconds(child.pid), 0)
 
 async function waitCompleted(raw: Raw, target: number, timeoutMs: number): Promise<number> {
   const queue = raw.queues.queue('federation.outbound')
@@ -304,14 +309,14 @@ async function rawBurst(raw: Raw, tag: string, label: string, count: number): Pr
   const queue = raw.queues.queue('federation.outbound')
   const before = await queue.getCompletedCount()
   const messages = Array.from({ length: count }, (_, i) => message(tag, label, i))
-  const cpuBefore = cpuSeconds(raw.worker.pid)
+  const cpuBefore = cpuOf(raw.processes)
   const machineBefore = machineCpu()
   const started = Date.now()
   // The same add as queueOutbound's (job id, retention), so both sides pay for the same Redis work.
   await Promise.all(messages.map((m) => queueOutbound(raw.queues, m)))
   const enqueueSeconds = (Date.now() - started) / 1000
   const completed = (await waitCompleted(raw, before + count, DRAIN_TIMEOUT_MS)) - before
-  const cpu = cpuSeconds(raw.worker.pid) - cpuBefore
+  const cpu = cpuOf(raw.processes) - cpuBefore
   const machineBusy = busyPercent(machineBefore, machineCpu())
   // The completed set is ordered by finishing time: its last member is the run's last job.
   const [last] = await queue.getJobs(['completed'], 0, 0, false)
@@ -555,6 +560,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
   const services: RunningService[] = []
   const clients: pg.Client[] = []
   let raw: Raw | undefined
+  let hop: Raw | undefined
   const redis = createRedis({ url: redisUrl(), purpose: 'command', connectionName: 'bench-gateway' })
   let queues: QueueRegistry<FederationQueues> | undefined
   try {
@@ -616,8 +622,43 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       { REDIS_URL: redisUrl(), REDIS_PREFIX: `${redisBase}:raw`, CONCURRENCY: String(CONCURRENCY) },
       rawLog,
     )
-    raw = { worker, queues: new QueueRegistry<FederationQueues>(redis, redisUrl(), `${redisBase}:raw`) }
+    raw = {
+      worker,
+      processes: [worker],
+      queues: new QueueRegistry<FederationQueues>(redis, redisUrl(), `${redisBase}:raw`),
+    }
     await waitForLine(worker, rawLog, 'ready', 60_000)
+
+    // ---- the floor: BullMQ → HTTP POST → BullMQ, nothing else (bench/baseline-hop.ts) ----
+    const hopPrefix = `${redisBase}:hop`
+    const hopPort = await freePort()
+    const hopReceiverLog = join(workDir, 'hop-receiver.log')
+    const hopReceiver = startNode(
+      'bench/baseline-hop.ts',
+      [],
+      { MODE: 'receiver', REDIS_URL: redisUrl(), REDIS_PREFIX: hopPrefix, PORT: String(hopPort) },
+      hopReceiverLog,
+    )
+    await waitForLine(hopReceiver, hopReceiverLog, 'ready', 60_000)
+    const hopSenderLog = join(workDir, 'hop-sender.log')
+    const hopSender = startNode(
+      'bench/baseline-hop.ts',
+      [],
+      {
+        MODE: 'sender',
+        REDIS_URL: redisUrl(),
+        REDIS_PREFIX: hopPrefix,
+        CONCURRENCY: String(CONCURRENCY),
+        RECEIVER_URL: `http://127.0.0.1:${hopPort}/messages`,
+      },
+      hopSenderLog,
+    )
+    await waitForLine(hopSender, hopSenderLog, 'ready', 60_000)
+    hop = {
+      worker: hopSender,
+      processes: [hopSender, hopReceiver],
+      queues: new QueueRegistry<FederationQueues>(redis, redisUrl(), hopPrefix),
+    }
 
     // ---- warm-up ----
     log(`warm-up: ${WARMUP_MESSAGES} messages through the gateways, ${WARMUP_MESSAGES * 3} through raw BullMQ`)
@@ -629,9 +670,20 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       )
     }
     await rawBurst(raw, tag, 'raw-warmup', WARMUP_MESSAGES * 3)
+    const hopWarmup = await rawBurst(hop, tag, 'hop-warmup', WARMUP_MESSAGES * 3)
+    if (hopWarmup.done !== hopWarmup.messages) {
+      throw new Error(
+        `floor warm-up: ${hopWarmup.done} of ${hopWarmup.messages} completed; see ${hopSenderLog}:\n` +
+          logTail(hopSenderLog),
+      )
+    }
 
     // ---- 1. throughput ----
-    const bursts: { raw: BurstFigures[]; gateway: BurstFigures[] } = { raw: [], gateway: [] }
+    const bursts: { raw: BurstFigures[]; hop: BurstFigures[]; gateway: BurstFigures[] } = {
+      raw: [],
+      hop: [],
+      gateway: [],
+    }
     const activity: ActivitySummary[] = []
     // pg_stat_activity covers the whole server: one connection to the admin database sees both cities.
     const samplerClient = await connect(adminUrl())
@@ -647,6 +699,12 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       const rawFigures = await rawBurst(raw, tag, `raw-${round}`, BURST)
       bursts.raw.push(rawFigures)
       log(`  ${rawFigures.perSecond} jobs/s in ${rawFigures.seconds} s, CPU ${rawFigures.cpuMsPerMessage} ms/job`)
+      log(`throughput, round ${round}: ${BURST} messages queued at once, floor (BullMQ → HTTP → BullMQ)`)
+      const hopFigures = await rawBurst(hop, tag, `hop-${round}`, BURST)
+      bursts.hop.push(hopFigures)
+      log(
+        `  ${hopFigures.perSecond} messages/s in ${hopFigures.seconds} s, CPU ${hopFigures.cpuMsPerMessage} ms/message`,
+      )
       log(`throughput, round ${round}: ${BURST} messages queued at once, gateway to gateway`)
       sampler.start()
       const gatewayFigures = await gatewayBurst(g, `burst-${round}`, BURST)
@@ -659,6 +717,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     }
     const betterBurst = (list: BurstFigures[]) => list.reduce((a, b) => (b.perSecond > a.perSecond ? b : a))
     const bestRaw = betterBurst(bursts.raw)
+    const bestHop = betterBurst(bursts.hop)
     const bestGateway = betterBurst(bursts.gateway)
     const bestActivity = activity[bursts.gateway.indexOf(bestGateway)] ?? { samples: 0, rows: [] }
     const ratio = bestGateway.perSecond / bestRaw.perSecond
@@ -759,8 +818,11 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         columns: ['target', 'msg/s', 'seconds', 'enqueue s', 'done', 'retried', 'CPU ms/msg', 'machine CPU %'],
         rows: [
           burstRow(`raw BullMQ add + process (empty, concurrency ${CONCURRENCY})`, bestRaw),
+          burstRow('floor: BullMQ → HTTP POST → BullMQ, nothing else (2 processes)', bestHop),
           burstRow(`gateway ${FROM} → ${TO} (delivered)`, bestGateway),
+          ['floor / raw BullMQ', `${round((bestHop.perSecond / bestRaw.perSecond) * 100)} %`, '', '', '', '', '', ''],
           ['gateway / raw BullMQ', `${round(ratio * 100)} %`, '', '', '', '', '', ''],
+          ['gateway / floor', `${round((bestGateway.perSecond / bestHop.perSecond) * 100)} %`, '', '', '', '', '', ''],
         ],
       },
       {
@@ -829,13 +891,17 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         `DELIVERY_CONCURRENCY ${CONCURRENCY} (default), Redis prefix ${redisBase}:<city>.`,
       `Messages are case.withdrawn, queued with queueOutbound (job id = message id, as the intake outbox relay does). ` +
         `Throughput is from the first add to the last delivered_at (a verified receipt stored at ${FROM}); raw BullMQ ` +
-        `from the first add to the last job's finishedOn.`,
+        `from the first add to the last job's finishedOn. The floor (bench/baseline-hop.ts) is the queue and HTTP work ` +
+        `every delivery of this design has to do — a job taken off ${FROM}'s outbound queue, its message POSTed to a ` +
+        `bare Fastify receiver that queues it for its local service and answers 202, the outcome queued for ${FROM}'s ` +
+        `local service — with no signing, verifying, PostgreSQL or schema checks; timed to its last outbound job's ` +
+        `finishedOn. No implementation of the protocol can beat it, so floor / raw BullMQ bounds gateway / raw BullMQ.`,
       `Latency is from the bench's clock just before each add to delivered_at written by the ${FROM} gateway (one ` +
         `machine, one clock). The raw BullMQ row is the queue alone (add → finishedOn) at the same offered load.`,
       `Test settings, not defaults: INBOUND_RATE_LIMIT_PER_MINUTE=10000000 (the default 6000/min per partner is ` +
         `exactly ${OFFERED_RATE}/s, so any burst above it is answered 429 and retried after ≥ 1 s) and ` +
         `RELAY_RECHECK_SECONDS=3600 (no intake consumes ${TO}'s inbound queue here).`,
-      `CPU ms/msg: user + system of both gateway processes (or of the raw worker) per message; PostgreSQL, Redis ` +
+      `CPU ms/msg: user + system of both gateway processes (or of the raw worker, or both floor processes) per message; PostgreSQL, Redis ` +
         `and the bench excluded. Machine CPU %: all ${cpus().length} cores, everything included.`,
     )
     return {
@@ -849,7 +915,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         burst: BURST,
         crypto,
         bursts,
-        best: { raw: bestRaw, gateway: bestGateway, ratio: round(ratio, 3) },
+        best: { raw: bestRaw, floor: bestHop, gateway: bestGateway, ratio: round(ratio, 3) },
         warmup,
         offered,
         rawLatency,
@@ -860,7 +926,11 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       },
     }
   } finally {
-    await Promise.all([...services.map((s) => s.child.stop()), raw?.worker.stop()])
+    await Promise.all([
+      ...services.map((s) => s.child.stop()),
+      raw?.worker.stop(),
+      ...(hop?.processes ?? []).map((child) => child.stop()),
+    ])
     await queues?.close().catch(() => {})
     await raw?.queues.close().catch(() => {})
     redis.disconnect()
