@@ -7,6 +7,7 @@ import { repoRoot, testSecretsDir, token } from '@pilot/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
+import { applicationBody } from './support/fixtures.ts'
 import type { ServiceName } from './support/profile.ts'
 
 /**
@@ -31,29 +32,16 @@ const resident = idNumber('44200019800101123')
 const stranger = idNumber('44030419900505111')
 const spouse = idNumber('44200019820303789')
 
-function application(applicantId: string) {
-  return {
-    applicant: {
-      idNumber: applicantId,
-      name: '林晓',
-      phone: '13800138000',
-      address: '深圳市南山区某街道1号',
-      monthlyIncomeFen: 50_000,
-      assetsFen: 0,
+const application = (applicantId: string) =>
+  applicationBody(
+    { idNumber: applicantId, monthlyIncomeFen: 50_000 },
+    {
+      hukouCity: OTHER,
+      household: [{ idNumber: spouse, name: '陈伟', relation: 'spouse', monthlyIncomeFen: 30_000, assetsFen: 100_000 }],
+      medicalFen: 120_000,
+      documents: [{ name: 'hospital-bill.pdf', mediaType: 'application/pdf', sha256: 'a'.repeat(64) }],
     },
-    hukouCity: OTHER,
-    category: 'subsistence_allowance',
-    household: [{ idNumber: spouse, name: '陈伟', relation: 'spouse', monthlyIncomeFen: 30_000, assetsFen: 100_000 }],
-    circumstances: 'Lost work after an illness.',
-    rigidExpenditures: { medicalFen: 120_000, educationFen: 0, otherFen: 0 },
-    consent: {
-      economicCheckAuthorised: true,
-      recordedBy: 'shenzhen-caseworker-1',
-      recordedAt: '2026-11-30T09:00:00+08:00',
-    },
-    documents: [{ name: 'hospital-bill.pdf', mediaType: 'application/pdf', sha256: 'a'.repeat(64) }],
-  }
-}
+  )
 
 const feed = (record: Record<string, string>) => `${JSON.stringify(record)}\n`
 const evidenceFeed = feed({

@@ -4,6 +4,7 @@ import { extraDatabases, freePort, freshDatabase, serviceEnv, token } from '@pil
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { OwnRedis, pooled, Restartable, sleep } from './support/chaos.ts'
+import { applicationBody } from './support/fixtures.ts'
 import { profileOnFreePorts } from './support/profile.ts'
 
 /**
@@ -53,29 +54,21 @@ function applicants(): Applicant[] {
   })
 }
 
-function application(applicant: Applicant) {
-  return {
-    applicant: {
+const application = (applicant: Applicant) =>
+  applicationBody(
+    {
       idNumber: applicant.idNumber,
       name: `混沌测试${applicant.index}`,
       phone: `139${String(applicant.index).padStart(8, '0')}`,
       address: `测试路${applicant.index}号`,
-      monthlyIncomeFen: 40_000,
-      assetsFen: 0,
     },
-    hukouCity: applicant.hukouCity,
-    category: 'subsistence_allowance',
-    household: [],
-    circumstances: 'Chaos test application.',
-    rigidExpenditures: { medicalFen: 0, educationFen: 0, otherFen: 0 },
-    consent: {
-      economicCheckAuthorised: true,
+    {
+      hukouCity: applicant.hukouCity,
+      circumstances: 'Chaos test application.',
       recordedBy: applicant.caseworker,
       recordedAt: '2026-11-01T09:00:00+08:00',
     },
-    documents: [],
-  }
-}
+  )
 
 interface FaultLog {
   fault: string

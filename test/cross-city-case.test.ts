@@ -19,35 +19,23 @@ import { repoRoot, testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
+import { applicationBody, deliverAndApply } from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const registeredInZhongshan = idNumber('44200019800101123')
 const notRegistered = idNumber('44200019810202456')
 const spouse = idNumber('44200019820303789')
 
-function application(applicantId: string, hukouCity = 'zhongshan') {
-  return {
-    applicant: {
-      idNumber: applicantId,
-      name: '林晓',
-      phone: '13800138000',
-      address: '深圳市南山区某街道1号',
-      monthlyIncomeFen: 50_000,
-      assetsFen: 0,
+const application = (applicantId: string, hukouCity = 'zhongshan') =>
+  applicationBody(
+    { idNumber: applicantId, monthlyIncomeFen: 50_000 },
+    {
+      hukouCity,
+      household: [{ idNumber: spouse, name: '陈伟', relation: 'spouse', monthlyIncomeFen: 30_000, assetsFen: 100_000 }],
+      medicalFen: 120_000,
+      documents: [{ name: 'hospital-bill.pdf', mediaType: 'application/pdf', sha256: 'a'.repeat(64) }],
     },
-    hukouCity,
-    category: 'subsistence_allowance',
-    household: [{ idNumber: spouse, name: '陈伟', relation: 'spouse', monthlyIncomeFen: 30_000, assetsFen: 100_000 }],
-    circumstances: 'Lost work after an illness.',
-    rigidExpenditures: { medicalFen: 120_000, educationFen: 0, otherFen: 0 },
-    consent: {
-      economicCheckAuthorised: true,
-      recordedBy: 'shenzhen-caseworker-1',
-      recordedAt: '2026-11-30T09:00:00+08:00',
-    },
-    documents: [{ name: 'hospital-bill.pdf', mediaType: 'application/pdf', sha256: 'a'.repeat(64) }],
-  }
-}
+  )
 
 describe('a case across two cities, with real services over HTTP', () => {
   let cities: Record<string, TestCity>
@@ -400,22 +388,10 @@ describe('a case across two cities, with real services over HTTP', () => {
       { iss: 'shenzhen', aud: 'zhongshan', jti, iat: now, exp: now + 300, type: 'case.transfer', ref: reference, body },
       { typ: 'pilot-msg+jwt' },
     )
-    const sent = await fetch(`${zhongshan.url.gateway}/federation/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/jose' },
-      body: jws,
-    })
-    expect(sent.status).toBe(202)
-
+    expect(await deliverAndApply(zhongshan, jws, jti)).toBe(reason)
     const client = new pg.Client({ connectionString: zhongshan.databaseUrl })
     await client.connect()
     try {
-      const processed = await eventually(
-        async () =>
-          (await client.query('select outcome from intake.inbound_processed where message_id = $1', [jti])).rows,
-        (rows) => rows.length > 0,
-      )
-      expect(processed).toEqual([{ outcome: reason }])
       expect(
         (await client.query('select count(*)::int as n from intake.cases where reference = $1', [reference])).rows[0].n,
       ).toBe(0)

@@ -7,6 +7,7 @@ import { testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
+import { applicationBody, deliverAndApply } from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 // P: registered in Zhuhai and, later, also in Zhongshan; lives in Shenzhen. S: P's spouse, registered in Zhuhai.
@@ -14,33 +15,11 @@ const person = { idNumber: idNumber('44040219750315123'), name: '黄志强', pho
 const spouse = { idNumber: idNumber('44040219770420246'), name: '吴秀英', phone: '13787654321' }
 const address = '深圳市福田区莲花路88号'
 
-function application(
+const application = (
   applicant: { idNumber: string; name: string; phone: string },
   hukouCity: string,
-  members: { idNumber: string; name: string; relation: string }[] = [],
-) {
-  return {
-    applicant: {
-      idNumber: applicant.idNumber,
-      name: applicant.name,
-      phone: applicant.phone,
-      address,
-      monthlyIncomeFen: 40_000,
-      assetsFen: 0,
-    },
-    hukouCity,
-    category: 'subsistence_allowance',
-    household: members.map((member) => ({ ...member, monthlyIncomeFen: 0, assetsFen: 0 })),
-    circumstances: 'Lost work after an accident.',
-    rigidExpenditures: { medicalFen: 0, educationFen: 0, otherFen: 0 },
-    consent: {
-      economicCheckAuthorised: true,
-      recordedBy: 'shenzhen-caseworker-1',
-      recordedAt: '2026-11-30T09:00:00+08:00',
-    },
-    documents: [],
-  }
-}
+  household: { idNumber: string; name: string; relation: string }[] = [],
+) => applicationBody({ ...applicant, address }, { hukouCity, household, circumstances: 'Lost work after an accident.' })
 
 interface CheckView {
   asked: string[]
@@ -285,24 +264,7 @@ describe('duplicate-benefit check across three cities, with real services over H
       },
       { typ: 'pilot-msg+jwt' },
     )
-    const sent = await fetch(`${zhongshan.url.gateway}/federation/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/jose' },
-      body: forged,
-    })
-    expect(sent.status).toBe(202)
-    const client = new pg.Client({ connectionString: zhongshan.databaseUrl })
-    await client.connect()
-    try {
-      const processed = await eventually(
-        async () =>
-          (await client.query('select outcome from intake.inbound_processed where message_id = $1', [jti])).rows,
-        (rows) => rows.length > 0,
-      )
-      expect(processed).toEqual([{ outcome: 'unknown_check' }])
-    } finally {
-      await client.end()
-    }
+    expect(await deliverAndApply(zhongshan, forged, jti)).toBe('unknown_check')
     const after = await view(zhongshan, target.id)
     expect(after.benefitCheck.matches).toHaveLength(3)
     expect(after.benefitCheck.matches.filter((match: { city: string }) => match.city === 'zhuhai')).toHaveLength(2)
