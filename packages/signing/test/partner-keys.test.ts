@@ -26,7 +26,7 @@ let server: Server
 let jwksUrl: string
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
+  server = createServer((_request, response) => {
     fetches += 1
     if (!up) {
       response.writeHead(503).end()
