@@ -232,7 +232,16 @@ export async function receiveBenefitCheckResult(context: CaseContext, message: I
 }
 
 /** A check that could not be delivered to a city (dead-lettered): shown on the case until that city answers. */
-export async function recordUndeliveredCheck(trx: Trx, caseId: string, city: string): Promise<void> {
+export function recordUndeliveredCheck(trx: Trx, caseId: string, city: string): Promise<void> {
+  return markUndelivered(trx, caseId, city, true)
+}
+
+/** A check reported undelivered to `city` reached it after all (an operator redrove it): its answer may come. */
+export function recordDeliveredCheck(trx: Trx, caseId: string, city: string): Promise<void> {
+  return markUndelivered(trx, caseId, city, false)
+}
+
+async function markUndelivered(trx: Trx, caseId: string, city: string, undelivered: boolean): Promise<void> {
   const row = await trx
     .selectFrom('cases')
     .select('benefit_check')
@@ -241,7 +250,9 @@ export async function recordUndeliveredCheck(trx: Trx, caseId: string, city: str
     .executeTakeFirst()
   const check = row?.benefit_check
   if (!check) return
-  const next: BenefitCheckState = { ...check, undelivered: [...new Set([...check.undelivered, city])] }
+  const others = check.undelivered.filter((other) => other !== city)
+  const marked = check.undelivered.includes(city) ? check.undelivered : [...check.undelivered, city]
+  const next: BenefitCheckState = { ...check, undelivered: undelivered ? marked : others }
   await trx
     .updateTable('cases')
     .set({ benefit_check: JSON.stringify(next) })

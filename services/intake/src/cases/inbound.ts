@@ -15,6 +15,7 @@ import {
   answerBenefitCheck,
   householdSubjects,
   receiveBenefitCheckResult,
+  recordDeliveredCheck,
   recordUndeliveredCheck,
 } from './benefit-check.ts'
 import type { Actor, CaseContext } from './context.ts'
@@ -266,19 +267,50 @@ async function receiveTransfer(context: CaseContext, message: InboundMessage, jw
   })
 }
 
-/** The gateway's word on one of our messages: a delivered transfer moves the case on; a dead one is recorded. */
+/**
+ * The gateway's word on one of our messages: a delivered transfer moves the case on; a dead one is recorded. A message
+ * reported dead may still be delivered — an operator redrives it once its cause is fixed — and that later word
+ * replaces the first: the transfer moves on as if it had gone through at once, a benefit check no longer counts as
+ * undelivered, and the case history shows the recovery after the failure. Any other repeat changes nothing.
+ */
 export async function applyDeliveryOutcome(context: CaseContext, outcome: DeliveryOutcome): Promise<string> {
   return context.db.transaction().execute(async (trx) => {
+    const earlier = await trx
+      .selectFrom('outbox')
+      .select(['outcome'])
+      .where('id', '=', outcome.messageId)
+      .forUpdate()
+      .executeTakeFirst()
+    const recovered = earlier?.outcome === 'dead' && outcome.outcome === 'delivered'
+    if (!earlier || (earlier.outcome !== null && !recovered)) return 'duplicate'
     const row = await trx
       .updateTable('outbox')
       .set({ outcome: outcome.outcome, outcome_at: new Date(outcome.at), outcome_reason: outcome.reason ?? null })
       .where('id', '=', outcome.messageId)
-      .where('outcome', 'is', null)
-      .returning(['case_id', 'type'])
-      .executeTakeFirst()
-    if (!row) return 'duplicate'
+      .returningAll()
+      .executeTakeFirstOrThrow()
     if (!row.case_id) return 'recorded'
     const system: Actor = { id: 'system', role: 'system', requestId: outcome.messageId }
+    if (recovered && row.type === 'benefit.check') {
+      await recordDeliveredCheck(trx, row.case_id, outcome.to)
+      return 'recovered'
+    }
+    if (recovered && row.type !== 'case.transfer') {
+      const current = await trx
+        .selectFrom('cases')
+        .select('status')
+        .where('id', '=', row.case_id)
+        .executeTakeFirstOrThrow()
+      await recordEvent(trx, {
+        caseId: row.case_id,
+        action: 'delivery_recovered',
+        from: current.status,
+        to: current.status,
+        actor: system,
+        detail: { type: row.type },
+      })
+      return 'recovered'
+    }
     // A check that cannot reach a city is shown on the check, not as a step of the case: it blocks nothing.
     if (outcome.outcome === 'dead' && row.type === 'benefit.check') {
       await recordUndeliveredCheck(trx, row.case_id, outcome.to)
