@@ -246,6 +246,63 @@ describe('duplicate-benefit check across three cities, with real services over H
     }
   }, 120_000)
 
+  it('shows a city its check could not reach as undelivered, and asks it again once an operator redrives', async () => {
+    // P is registered in Zhongshan since the first test.
+    const submitted = await submit(
+      application(person, 'zhongshan', [{ idNumber: spouse.idNumber, name: spouse.name, relation: 'spouse' }]),
+      'duplicate-benefit-redrive-01',
+    )
+    const target = await incomingCase(zhongshan, submitted.reference)
+    // Zhongshan's gateway gives up after two attempts while Zhuhai's gateway is down.
+    await zhongshan.stop('gateway')
+    await zhongshan.start('gateway', { DELIVERY_MAX_ATTEMPTS: '2' })
+    await zhuhai.stop('gateway')
+    try {
+      expect((await act(zhongshan, target, 'accept')).body.status).toBe('accepted')
+      const unreached = await eventually(
+        () => view(zhongshan, target),
+        (current) => current.benefitCheck?.undelivered.includes('zhuhai'),
+      )
+      expect(unreached.benefitCheck.undelivered).toEqual(['zhuhai'])
+      const dead = await call(
+        zhongshan,
+        'gateway',
+        'GET',
+        '/ops/v1/messages?direction=outbound&status=dead&type=benefit.check&limit=100',
+        'operator',
+      )
+      const message = (dead.body.items as { id: string; ref: string; partner: string }[]).find(
+        (item) => item.ref === submitted.reference && item.partner === 'zhuhai',
+      )
+      expect(message).toBeDefined()
+
+      await zhuhai.start('gateway')
+      expect(
+        (await call(zhongshan, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')).status,
+      ).toBe(202)
+      const checked = await answeredBy(zhongshan, target, ['shenzhen', 'zhuhai'])
+      expect(checked.benefitCheck.undelivered).toEqual([])
+      expect(checked.benefitCheck.matches.some((match: { city: string }) => match.city === 'zhuhai')).toBe(true)
+      // Not only hidden by the answer: the case no longer records the check as undelivered.
+      const client = new pg.Client({ connectionString: zhongshan.databaseUrl })
+      await client.connect()
+      try {
+        const { rows } = await client.query(
+          `select benefit_check->'undelivered' as undelivered from intake.cases
+          where id = $1`,
+          [target],
+        )
+        expect(rows).toEqual([{ undelivered: [] }])
+      } finally {
+        await client.end()
+      }
+    } finally {
+      if (!zhuhai.apps.gateway) await zhuhai.start('gateway')
+      await zhongshan.stop('gateway')
+      await zhongshan.start('gateway')
+    }
+  }, 60_000)
+
   it('ignores an answer to a check that was not asked, keeping the matches as they were', async () => {
     const target = checkedCase as NonNullable<typeof checkedCase>
     const key = JSON.parse(readFileSync(devSecretsEnv(testSecretsDir(), 'zhuhai').SIGNING_KEY_FILE as string, 'utf8'))
@@ -316,8 +373,9 @@ describe('duplicate-benefit check across three cities, with real services over H
         await client.end()
       }
     }
-    // The inspection saw the run: every message type of the walk, each sent and received.
-    expect(checkBodies).toBe(2)
+    // The inspection saw the run: every message type of the walk, each sent and received; two cases accepted in
+    // Zhongshan, each checked with the two other cities.
+    expect(checkBodies).toBe(4)
     for (const type of ['case.transfer', 'case.accepted', 'case.decided', 'benefit.check', 'benefit.check_result']) {
       expect(seen.get(type), type).toBeGreaterThanOrEqual(2)
     }
