@@ -3,6 +3,7 @@ import { type Static, type TObject, type TProperties, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { ConfigError } from './config-error.ts'
 import { loadPilotProfile } from './pilot-profile.ts'
+import { readTokenFile } from './secrets.ts'
 
 export { ConfigError }
 
@@ -53,6 +54,14 @@ export const BaseEnv = {
   }),
   MIGRATE_ON_START: Type.Boolean({ default: false, description: 'Run pending database migrations before listening' }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1048576, minimum: 1024, description: 'Largest request body accepted' }),
+  METRICS_TOKEN_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'A file holding the bearer token Prometheus must send for GET /metrics (at least 32 characters); unset, ' +
+        '/metrics is open to whoever reaches the port',
+    }),
+  ),
   SHUTDOWN_GRACE_MS: Type.Integer({
     default: 10000,
     minimum: 0,
@@ -107,6 +116,8 @@ export interface ServiceConfig {
   mode: 'all' | 'api' | 'worker'
   bodyLimitBytes: number
   shutdownGraceMs: number
+  /** The bearer token GET /metrics requires, when one is configured. */
+  metricsToken: string | undefined
   pilot: PilotProfile
   pilotConfigPath: string
   /** This city's entry of the pilot profile. */
@@ -189,6 +200,9 @@ export function loadConfig<E extends TProperties>(
     mode: parsed.SERVICE_MODE,
     bodyLimitBytes: parsed.BODY_LIMIT_BYTES,
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
+    metricsToken: parsed.METRICS_TOKEN_FILE
+      ? readTokenFile('METRICS_TOKEN_FILE', parsed.METRICS_TOKEN_FILE)
+      : undefined,
     pilot,
     pilotConfigPath: parsed.PILOT_CONFIG,
     cityProfile,

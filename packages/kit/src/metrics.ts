@@ -1,6 +1,9 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import { problemResponses } from './openapi.ts'
+import { problems } from './problems.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,12 +12,19 @@ declare module 'fastify' {
   }
 }
 
+const digest = (text: string) => createHash('sha256').update(text).digest()
+
 /**
  * Prometheus metrics at GET /metrics. Each instance has its own registry (tests build many instances in one process).
  * Request durations are labelled by route pattern, never by raw URL: a URL may hold a case id or worse.
+ *
+ * With `token` set, a scrape must send it as a bearer token: the gateway's port is reachable by partner cities, and
+ * its counters by partner and message type are our business, not theirs. The token is compared in constant time (as
+ * digests, so its length does not show either).
  */
 export const metricsPlugin = fp(
-  async (app: FastifyInstance, options: { service: string; city: string }) => {
+  async (app: FastifyInstance, options: { service: string; city: string; token?: string }) => {
+    const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`)
     const registry = new Registry()
     registry.setDefaultLabels({ service: options.service, city: options.city })
     collectDefaultMetrics({ register: registry })
@@ -46,9 +56,22 @@ export const metricsPlugin = fp(
           tags: ['health'],
           summary: 'Prometheus metrics (text exposition format)',
           produces: ['text/plain'],
-          response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4' } },
+          response: {
+            200: { type: 'string', description: 'Prometheus text format 0.0.4' },
+            ...problemResponses({ 401: 'METRICS_TOKEN_FILE is set and the bearer token is missing or wrong' }),
+          },
         },
         logLevel: 'warn',
+        ...(expected
+          ? {
+              onRequest: async (request) => {
+                const sent = request.headers.authorization
+                if (typeof sent !== 'string' || !timingSafeEqual(digest(sent), expected)) {
+                  throw problems.unauthorized('GET /metrics needs the metrics bearer token (METRICS_TOKEN_FILE)')
+                }
+              },
+            }
+          : {}),
       },
       async (_request, reply) => {
         reply.type(registry.contentType)

@@ -17,6 +17,26 @@ export function readKeyFile(variable: string, path: string, bytes = 32): Buffer 
   return key
 }
 
+/**
+ * Reads a shared secret token (one line of printable ASCII, at least `minLength` characters) from a file, naming the
+ * variable when it is wrong: a short token would be guessed, and one with spaces or control characters is a file
+ * mistake (two lines, a BOM) that would otherwise only show as every scrape refused.
+ */
+export function readTokenFile(variable: string, path: string, minLength = 32): string {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8').trim()
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  ${variable}=${path} cannot be read (${(error as Error).message})`)
+  }
+  if (text.length < minLength || !/^[\x21-\x7e]+$/.test(text)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${variable}=${path} must hold one token of at least ${minLength} printable characters`,
+    )
+  }
+  return text
+}
+
 /** Loads a city's signing key ring, turning a bad key file into a configuration error that names the variables. */
 export function readKeyRing(variables: string, files: KeyRingFiles): KeyRing {
   try {

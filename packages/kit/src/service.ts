@@ -181,7 +181,7 @@ export async function buildServiceApp(
     description: definition.description,
     version: definition.version,
   })
-  await app.register(metricsPlugin, { service: definition.name, city: config.city })
+  await app.register(metricsPlugin, { service: definition.name, city: config.city, token: config.metricsToken })
   await app.register(dbPlugin, {
     url: config.databaseUrl,
     schema: definition.name,
