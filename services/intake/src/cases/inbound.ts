@@ -287,7 +287,7 @@ export async function applyDeliveryOutcome(context: CaseContext, outcome: Delive
       .updateTable('outbox')
       .set({ outcome: outcome.outcome, outcome_at: new Date(outcome.at), outcome_reason: outcome.reason ?? null })
       .where('id', '=', outcome.messageId)
-      .returningAll()
+      .returning(['case_id', 'type'])
       .executeTakeFirstOrThrow()
     if (!row.case_id) return 'recorded'
     const system: Actor = { id: 'system', role: 'system', requestId: outcome.messageId }
