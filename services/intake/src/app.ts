@@ -65,6 +65,7 @@ export async function buildApp(config: IntakeConfig, options: BuildOptions = {})
             relayIntervalMs: config.outboxRelayIntervalMs,
             resendAfterSeconds: config.outboxResendAfterSeconds,
             auditChainIntervalMs: config.auditChainIntervalMs,
+            idempotencyRetentionDays: config.idempotencyRetentionDays,
             jwksOf: profileJwksSource(context, config.partnerJwks),
           })
         : undefined

@@ -36,6 +36,12 @@ const IntakeEnv = {
     minimum: 20,
     description: 'How often new audit rows are linked into the hash chain (the longest a row stays unlinked)',
   }),
+  IDEMPOTENCY_KEY_RETENTION_DAYS: Type.Integer({
+    default: 30,
+    minimum: 1,
+    description:
+      'How long a submission is answered again for its Idempotency-Key; older keys (and their sealed answers) are deleted',
+  }),
   // Residence attestations inside incoming transfers are checked against the residence city's JWKS.
   ...PartnerJwksEnv,
   RESIDENCE_TIMEOUT_MS: Type.Integer({
@@ -57,6 +63,7 @@ export interface IntakeConfig extends ServiceConfig {
   auditChainIntervalMs: number
   residenceTimeoutMs: number
   partnerJwks: { cacheSeconds: number; refetchMinIntervalMs: number }
+  idempotencyRetentionDays: number
 }
 
 export function readIntakeConfig(env: Record<string, string | undefined> = process.env): IntakeConfig {
@@ -74,5 +81,6 @@ export function readIntakeConfig(env: Record<string, string | undefined> = proce
     auditChainIntervalMs: config.env.AUDIT_CHAIN_INTERVAL_MS,
     residenceTimeoutMs: config.env.RESIDENCE_TIMEOUT_MS,
     partnerJwks: partnerJwksOptions(config.env),
+    idempotencyRetentionDays: config.env.IDEMPOTENCY_KEY_RETENTION_DAYS,
   }
 }

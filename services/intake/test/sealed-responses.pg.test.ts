@@ -3,6 +3,7 @@ import { createDb, migrateToLatest } from '@pilot/kit'
 import { freshDatabase } from '@pilot/testing'
 import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { purgeExpiredIdempotencyKeys } from '../src/cases/idempotency-housekeeping.ts'
 import { openForm, sealLegacyResponses } from '../src/cases/sealing.ts'
 import { migrations } from '../src/db/migrations/index.ts'
 import type { IntakeDatabase } from '../src/db/schema.ts'
@@ -72,5 +73,38 @@ describe('sealing stored submission responses written before they were sealed', 
       (await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where actor = 'a'`.execute(db)).rows[0]
         ?.n,
     ).toBe(0)
+  })
+
+  it('deletes the keys older than the retention, in batches, and keeps the others', async () => {
+    await sql`delete from idempotency_keys`.execute(db)
+    const row = (n: number, ageDays: number) => ({
+      actor: 'caseworker-1',
+      key: `retention-key-${n}`,
+      request_hash: `hash-${n}`,
+      status_code: 201,
+      response: null,
+      response_sealed: Buffer.from([n % 256]),
+      created_at: new Date(Date.now() - ageDays * 86400_000),
+    })
+    // 2,500 expired (31 and 400 days old), 30 kept (29 days, and today).
+    const rows = [
+      ...Array.from({ length: 2500 }, (_, n) => row(n, n % 2 === 0 ? 31 : 400)),
+      ...Array.from({ length: 30 }, (_, n) => row(10_000 + n, n % 2 === 0 ? 29 : 0)),
+    ]
+    for (let i = 0; i < rows.length; i += 500) {
+      await db
+        .insertInto('idempotency_keys')
+        .values(rows.slice(i, i + 500))
+        .execute()
+    }
+    expect(await purgeExpiredIdempotencyKeys(db, 30, 1000)).toBe(2500)
+    const left = await db.selectFrom('idempotency_keys').select('key').execute()
+    expect(left.map((kept) => kept.key).sort()).toEqual(
+      rows
+        .slice(2500)
+        .map((kept) => kept.key)
+        .sort(),
+    )
+    expect(await purgeExpiredIdempotencyKeys(db, 30)).toBe(0)
   })
 })

@@ -26,7 +26,8 @@ export async function applicationRoutes(
         summary: 'Submit an application for a resident whose household registration is in another pilot city',
         description:
           'Requires an Idempotency-Key header: the same key with the same body returns the original response; with a ' +
-          'different body, 422. The residence service decides the 3-month rule; an ineligible applicant gives a case ' +
+          'different body, 422. A key is kept for IDEMPOTENCY_KEY_RETENTION_DAYS (30 by default) and then forgotten. ' +
+          'The residence service decides the 3-month rule; an ineligible applicant gives a case ' +
           'in `residence_rejected` with the reasons, an eligible one a case `queued` for transfer to the hukou city.',
         security: BEARER_SECURITY,
         headers: Type.Object({

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { startAuditChainer } from '../cases/audit.ts'
 import type { CaseContext } from '../cases/context.ts'
+import { startIdempotencyHousekeeping } from '../cases/idempotency-housekeeping.ts'
 import { applyDeliveryOutcome, applyInbound, type JwksSource } from '../cases/inbound.ts'
-import { sealLegacyResponses } from '../cases/sealing.ts'
 
 /**
  * One pass of the outbox relay: rows not yet on the gateway's queue go on it; rows queued long ago with no delivery
@@ -55,7 +55,13 @@ const RELAY_SOON_MS = 20
 export function startIntakeWorkers(
   app: FastifyInstance,
   context: CaseContext,
-  options: { relayIntervalMs: number; resendAfterSeconds: number; auditChainIntervalMs: number; jwksOf: JwksSource },
+  options: {
+    relayIntervalMs: number
+    resendAfterSeconds: number
+    auditChainIntervalMs: number
+    idempotencyRetentionDays: number
+    jwksOf: JwksSource
+  },
 ): { relaySoon: () => void } {
   const queues = app.queues as unknown as QueueRegistry<FederationQueues>
   queues.worker('federation.inbound', async (job) => {
@@ -92,21 +98,11 @@ export function startIntakeWorkers(
       void (relaying ?? Promise.resolve()).then(() => (closed ? undefined : relayNow()))
     }, RELAY_SOON_MS)
   }
-  // Responses stored before they were sealed: sealed once, in the background; retried a minute later on failure.
-  let sealing: NodeJS.Timeout | undefined
-  let sealingRun: Promise<void> | undefined
-  const sealLegacy = () => {
-    sealingRun = sealLegacyResponses(context.db, context.piiKey).then(
-      (sealed) => {
-        if (sealed > 0) app.log.info({ sealed }, 'sealed stored submission responses written before sealing')
-      },
-      (error: Error) => {
-        app.log.warn({ err: error.message }, 'sealing stored submission responses failed; retrying in a minute')
-        if (!closed) sealing = setTimeout(sealLegacy, 60_000).unref()
-      },
-    )
-  }
-  sealLegacy()
+  const housekeeping = startIdempotencyHousekeeping(
+    context.db,
+    { piiKey: context.piiKey, retentionDays: options.idempotencyRetentionDays },
+    app.log,
+  )
   const chainer = startAuditChainer(context.db, options.auditChainIntervalMs, (error) =>
     app.log.warn({ err: error.message }, 'audit chain pass failed; the rows stay unlinked until the next pass'),
   )
@@ -114,8 +110,7 @@ export function startIntakeWorkers(
     closed = true
     clearInterval(timer)
     clearTimeout(soon)
-    clearTimeout(sealing)
-    await sealingRun
+    await housekeeping.stop()
     await relaying
     // Link what this worker's own requests wrote, so a clean stop leaves no row unlinked for long.
     await chainer.stop()
