@@ -19,7 +19,7 @@ import { repoRoot, testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, deliverAndApply } from './support/fixtures.ts'
+import { applicationBody, deliverAndApply, redriveDead, withDeadDeliveries } from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const registeredInZhongshan = idNumber('44200019800101123')
@@ -439,11 +439,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   }, 30_000)
 
   it('moves a transfer that went dead on to transferred once an operator redrives it, each step once', async () => {
-    // Shenzhen's gateway gives up after two attempts while Zhongshan's gateway is down: the transfer goes dead.
-    await shenzhen.stop('gateway')
-    await shenzhen.start('gateway', { DELIVERY_MAX_ATTEMPTS: '2' })
-    await zhongshan.stop('gateway')
-    try {
+    await withDeadDeliveries(shenzhen, zhongshan, async (bringZhongshanBack) => {
       const submitted = await call(
         shenzhen,
         'intake',
@@ -460,20 +456,10 @@ describe('a case across two cities, with real services over HTTP', () => {
         (answer) => answer.body.events.some((event: { action: string }) => event.action === 'delivery_failed'),
       )
       expect(failed.body.status).toBe('queued')
-      const dead = await call(
-        shenzhen,
-        'gateway',
-        'GET',
-        '/ops/v1/messages?direction=outbound&status=dead&type=case.transfer&limit=100',
-        'operator',
-      )
-      const message = (dead.body.items as { id: string; ref: string }[]).find((item) => item.ref === reference)
-      expect(message).toBeDefined()
 
       // The cause is fixed (Zhongshan is back) and an operator redrives the message.
-      await zhongshan.start('gateway')
-      const redriven = await call(shenzhen, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')
-      expect(redriven.status).toBe(202)
+      await bringZhongshanBack()
+      await redriveDead(shenzhen, 'case.transfer', reference, 'zhongshan')
       const moved = await eventually(
         () => application$(id),
         (answer) => answer.body.status === 'transferred',
@@ -481,12 +467,11 @@ describe('a case across two cities, with real services over HTTP', () => {
       expect(moved.body.status).toBe('transferred')
       const actions = moved.body.events.map((event: { action: string }) => event.action)
       expect(actions).toEqual(['submit', 'residence_verified', 'delivery_failed', 'transfer_delivered'])
-      expect(
-        await eventually(
-          () => incomingByReference(reference),
-          (found) => found?.status === 'received',
-        ),
-      ).toBeTruthy()
+      const arrived = await eventually(
+        () => incomingByReference(reference),
+        (found) => found?.status === 'received',
+      )
+      expect(arrived?.status).toBe('received')
       const client = new pg.Client({ connectionString: shenzhen.databaseUrl })
       await client.connect()
       try {
@@ -497,20 +482,12 @@ describe('a case across two cities, with real services over HTTP', () => {
       } finally {
         await client.end()
       }
-    } finally {
-      if (!zhongshan.apps.gateway) await zhongshan.start('gateway')
-      await shenzhen.stop('gateway')
-      await shenzhen.start('gateway')
-    }
+    })
   }, 60_000)
 
   it('records a reviewer’s message that went dead, then its delivery once redriven, and the residence case moves', async () => {
     const { submitted, incoming } = await submitAndReceive('dead-answer-redriven-01')
-    // Zhongshan's gateway gives up after two attempts while Shenzhen's gateway is down.
-    await zhongshan.stop('gateway')
-    await zhongshan.start('gateway', { DELIVERY_MAX_ATTEMPTS: '2' })
-    await shenzhen.stop('gateway')
-    try {
+    await withDeadDeliveries(zhongshan, shenzhen, async (bringShenzhenBack) => {
       const incoming$ = () => call(zhongshan, 'intake', 'GET', `/v1/incoming-cases/${incoming?.id}`, 'reviewer')
       const accepted = await call(
         zhongshan,
@@ -525,22 +502,9 @@ describe('a case across two cities, with real services over HTTP', () => {
         answer.body.events.some((event: { action: string }) => event.action === 'delivery_failed'),
       )
       expect(failed.body.events.at(-1)).toMatchObject({ action: 'delivery_failed', detail: { type: 'case.accepted' } })
-      const dead = await call(
-        zhongshan,
-        'gateway',
-        'GET',
-        '/ops/v1/messages?direction=outbound&status=dead&type=case.accepted&limit=100',
-        'operator',
-      )
-      const message = (dead.body.items as { id: string; ref: string }[]).find(
-        (item) => item.ref === submitted.body.reference,
-      )
-      expect(message).toBeDefined()
 
-      await shenzhen.start('gateway')
-      expect(
-        (await call(zhongshan, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')).status,
-      ).toBe(202)
+      await bringShenzhenBack()
+      await redriveDead(zhongshan, 'case.accepted', submitted.body.reference, 'shenzhen')
       const recovered = await eventually(incoming$, (answer) =>
         answer.body.events.some((event: { action: string }) => event.action === 'delivery_recovered'),
       )
@@ -554,11 +518,7 @@ describe('a case across two cities, with real services over HTTP', () => {
         (answer) => answer.body.status === 'accepted',
       )
       expect(residenceSide.body.status).toBe('accepted')
-    } finally {
-      if (!shenzhen.apps.gateway) await shenzhen.start('gateway')
-      await zhongshan.stop('gateway')
-      await zhongshan.start('gateway')
-    }
+    })
   }, 60_000)
 
   it('names the edited row when an audit row is changed in the database', async () => {

@@ -7,7 +7,7 @@ import { testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, deliverAndApply } from './support/fixtures.ts'
+import { applicationBody, deliverAndApply, redriveDead, withDeadDeliveries } from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 // P: registered in Zhuhai and, later, also in Zhongshan; lives in Shenzhen. S: P's spouse, registered in Zhuhai.
@@ -253,33 +253,16 @@ describe('duplicate-benefit check across three cities, with real services over H
       'duplicate-benefit-redrive-01',
     )
     const target = await incomingCase(zhongshan, submitted.reference)
-    // Zhongshan's gateway gives up after two attempts while Zhuhai's gateway is down.
-    await zhongshan.stop('gateway')
-    await zhongshan.start('gateway', { DELIVERY_MAX_ATTEMPTS: '2' })
-    await zhuhai.stop('gateway')
-    try {
+    await withDeadDeliveries(zhongshan, zhuhai, async (bringZhuhaiBack) => {
       expect((await act(zhongshan, target, 'accept')).body.status).toBe('accepted')
       const unreached = await eventually(
         () => view(zhongshan, target),
         (current) => current.benefitCheck?.undelivered.includes('zhuhai'),
       )
       expect(unreached.benefitCheck.undelivered).toEqual(['zhuhai'])
-      const dead = await call(
-        zhongshan,
-        'gateway',
-        'GET',
-        '/ops/v1/messages?direction=outbound&status=dead&type=benefit.check&limit=100',
-        'operator',
-      )
-      const message = (dead.body.items as { id: string; ref: string; partner: string }[]).find(
-        (item) => item.ref === submitted.reference && item.partner === 'zhuhai',
-      )
-      expect(message).toBeDefined()
 
-      await zhuhai.start('gateway')
-      expect(
-        (await call(zhongshan, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')).status,
-      ).toBe(202)
+      await bringZhuhaiBack()
+      await redriveDead(zhongshan, 'benefit.check', submitted.reference, 'zhuhai')
       const checked = await answeredBy(zhongshan, target, ['shenzhen', 'zhuhai'])
       expect(checked.benefitCheck.undelivered).toEqual([])
       expect(checked.benefitCheck.matches.some((match: { city: string }) => match.city === 'zhuhai')).toBe(true)
@@ -288,19 +271,14 @@ describe('duplicate-benefit check across three cities, with real services over H
       await client.connect()
       try {
         const { rows } = await client.query(
-          `select benefit_check->'undelivered' as undelivered from intake.cases
-          where id = $1`,
+          `select benefit_check->'undelivered' as undelivered from intake.cases where id = $1`,
           [target],
         )
         expect(rows).toEqual([{ undelivered: [] }])
       } finally {
         await client.end()
       }
-    } finally {
-      if (!zhuhai.apps.gateway) await zhuhai.start('gateway')
-      await zhongshan.stop('gateway')
-      await zhongshan.start('gateway')
-    }
+    })
   }, 60_000)
 
   it('ignores an answer to a check that was not asked, keeping the matches as they were', async () => {

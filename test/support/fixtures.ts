@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { expect } from 'vitest'
-import { eventually, type TestCity } from './cities.ts'
+import { call, eventually, type TestCity } from './cities.ts'
 
 /** Who applies, as an application names them; every field but the identity number has a test default. */
 export interface Applicant {
@@ -72,4 +72,42 @@ export async function deliverAndApply(city: TestCity, jws: string, messageId: st
   } finally {
     await client.end()
   }
+}
+
+/**
+ * Runs `work` while `sender`'s gateway gives up after two delivery attempts and `receiver`'s gateway is down, so that
+ * what the sender sends goes dead. `work` gets a function that starts the receiver's gateway again (the cause fixed).
+ * Afterwards both gateways run as usual, whatever happened.
+ */
+export async function withDeadDeliveries(
+  sender: TestCity,
+  receiver: TestCity,
+  work: (bringReceiverBack: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  await sender.stop('gateway')
+  await sender.start('gateway', { DELIVERY_MAX_ATTEMPTS: '2' })
+  await receiver.stop('gateway')
+  try {
+    await work(async () => {
+      await receiver.start('gateway')
+    })
+  } finally {
+    if (!receiver.apps.gateway) await receiver.start('gateway')
+    await sender.stop('gateway')
+    await sender.start('gateway')
+  }
+}
+
+/** An operator's redrive of the dead outbound message of `type` about case `reference` to `partner`, in `city`. */
+export async function redriveDead(city: TestCity, type: string, reference: string, partner: string): Promise<void> {
+  const dead = await call(
+    city,
+    'gateway',
+    'GET',
+    `/ops/v1/messages?direction=outbound&status=dead&type=${type}&partner=${partner}&limit=100`,
+    'operator',
+  )
+  const message = (dead.body.items as { id: string; ref: string }[]).find((item) => item.ref === reference)
+  expect(message, `a dead ${type} for ${reference}`).toBeDefined()
+  expect((await call(city, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')).status).toBe(202)
 }

@@ -3,8 +3,39 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { repoRoot } from './paths.ts'
 
-/** A free TCP port on loopback (asked of the OS, then released). */
+/** Ports handed out by freePort in this process, so that a port is never handed out twice. */
+let handedOut = 0
+
+/** Whether nothing listens on `port` of the loopback interface right now. */
+async function canListen(port: number): Promise<boolean> {
+  const server = createServer()
+  server.listen(port, '127.0.0.1')
+  try {
+    await once(server, 'listening')
+  } catch {
+    return false
+  }
+  server.close()
+  await once(server, 'close')
+  return true
+}
+
+/**
+ * A loopback port for a test service. Taken from a block of its own for each vitest worker (VITEST_POOL_ID), below
+ * Linux's ephemeral range (32768 and up): a test that stops a service and starts it again on the same port must find
+ * the port still free, and a port the kernel hands out for listen(0) or for an outgoing connection's local end — what
+ * another test file, running at the same time, would get — can be any free one in that range. Outside vitest, or past
+ * its block, any free port.
+ */
 export async function freePort(): Promise<number> {
+  const worker = Number(process.env.VITEST_POOL_ID)
+  if (Number.isInteger(worker) && worker >= 1 && worker <= 12) {
+    const base = 20_000 + (worker - 1) * 1000
+    while (handedOut < 1000) {
+      const port = base + handedOut++
+      if (await canListen(port)) return port
+    }
+  }
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

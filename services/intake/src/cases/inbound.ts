@@ -296,19 +296,7 @@ export async function applyDeliveryOutcome(context: CaseContext, outcome: Delive
       return 'recovered'
     }
     if (recovered && row.type !== 'case.transfer') {
-      const current = await trx
-        .selectFrom('cases')
-        .select('status')
-        .where('id', '=', row.case_id)
-        .executeTakeFirstOrThrow()
-      await recordEvent(trx, {
-        caseId: row.case_id,
-        action: 'delivery_recovered',
-        from: current.status,
-        to: current.status,
-        actor: system,
-        detail: { type: row.type },
-      })
+      await recordDeliveryEvent(trx, row.case_id, 'delivery_recovered', system, { type: row.type })
       return 'recovered'
     }
     // A check that cannot reach a city is shown on the check, not as a step of the case: it blocks nothing.
@@ -317,18 +305,9 @@ export async function applyDeliveryOutcome(context: CaseContext, outcome: Delive
       return 'dead'
     }
     if (outcome.outcome === 'dead') {
-      const current = await trx
-        .selectFrom('cases')
-        .select('status')
-        .where('id', '=', row.case_id)
-        .executeTakeFirstOrThrow()
-      await recordEvent(trx, {
-        caseId: row.case_id,
-        action: 'delivery_failed',
-        from: current.status,
-        to: current.status,
-        actor: system,
-        detail: { type: row.type, reason: outcome.reason ?? null },
+      await recordDeliveryEvent(trx, row.case_id, 'delivery_failed', system, {
+        type: row.type,
+        reason: outcome.reason ?? null,
       })
       return 'dead'
     }
@@ -357,4 +336,16 @@ export async function applyDeliveryOutcome(context: CaseContext, outcome: Delive
     })
     return 'transferred'
   })
+}
+
+/** A step of the case's history about one of its messages' delivery, which leaves the case's status as it is. */
+async function recordDeliveryEvent(
+  trx: Parameters<typeof recordEvent>[0],
+  caseId: string,
+  action: 'delivery_failed' | 'delivery_recovered',
+  actor: Actor,
+  detail: Record<string, unknown>,
+): Promise<void> {
+  const current = await trx.selectFrom('cases').select('status').where('id', '=', caseId).executeTakeFirstOrThrow()
+  await recordEvent(trx, { caseId, action, from: current.status, to: current.status, actor, detail })
 }
