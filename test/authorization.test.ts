@@ -7,7 +7,7 @@ import { repoRoot, testSecretsDir, token } from '@pilot/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody } from './support/fixtures.ts'
+import { applicationBody, submitApplication } from './support/fixtures.ts'
 import type { ServiceName } from './support/profile.ts'
 
 /**
@@ -425,14 +425,10 @@ describe('authorisation, with real services of two cities over HTTP', () => {
     expect(
       (await call(home, 'residence', 'POST', '/v1/residence/evidence:import', 'operator', evidenceFeed)).status,
     ).toBe(200)
-    const rejected = await call(home, 'intake', 'POST', '/v1/applications', 'caseworker', REJECTED_SUBMISSION.body, {
-      'idempotency-key': REJECTED_SUBMISSION.key,
-    })
+    const rejected = await submitApplication(home, REJECTED_SUBMISSION.body, REJECTED_SUBMISSION.key)
     expect(rejected.body.status).toBe('residence_rejected')
     fixtures.rejectedId = rejected.body.id
-    const transferred = await call(home, 'intake', 'POST', '/v1/applications', 'caseworker', application(resident), {
-      'idempotency-key': 'authz-transferred',
-    })
+    const transferred = await submitApplication(home, application(resident), 'authz-transferred')
     expect(transferred.body.status).toBe('queued')
     fixtures.transferredId = transferred.body.id
     const incoming = await eventually(

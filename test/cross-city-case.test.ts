@@ -19,7 +19,14 @@ import { repoRoot, testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, deliverAndApply, redriveDead, withDeadDeliveries } from './support/fixtures.ts'
+import {
+  applicationBody,
+  deliverAndApply,
+  importFeed,
+  redriveDead,
+  submitApplication,
+  withDeadDeliveries,
+} from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const registeredInZhongshan = idNumber('44200019800101123')
@@ -64,43 +71,15 @@ describe('a case across two cities, with real services over HTTP', () => {
     )
     shenzhen = cities.shenzhen as TestCity
     zhongshan = cities.zhongshan as TestCity
-    const evidence = [registeredInZhongshan, notRegistered].map((id, index) =>
-      JSON.stringify({
-        idNumber: id,
-        kind: 'residence_registration',
-        validFrom: '2025-01-01',
-        sourceRef: `SZ-RR-${index}`,
-      }),
-    )
-    expect(
-      (
-        await call(
-          shenzhen,
-          'residence',
-          'POST',
-          '/v1/residence/evidence:import',
-          'operator',
-          `${evidence.join('\n')}\n`,
-        )
-      ).body,
-    ).toMatchObject({ inserted: 2 })
-    const registrations = JSON.stringify({
-      idNumber: registeredInZhongshan,
-      registeredSince: '1980-01-01',
-      sourceRef: 'ZS-HK-1',
-    })
-    expect(
-      (
-        await call(
-          zhongshan,
-          'residence',
-          'POST',
-          '/v1/residence/registrations:import',
-          'operator',
-          `${registrations}\n`,
-        )
-      ).body,
-    ).toMatchObject({ inserted: 1 })
+    const evidence = [registeredInZhongshan, notRegistered].map((id, index) => ({
+      idNumber: id,
+      kind: 'residence_registration',
+      validFrom: '2025-01-01',
+      sourceRef: `SZ-RR-${index}`,
+    }))
+    expect(await importFeed(shenzhen, 'evidence', evidence)).toMatchObject({ inserted: 2 })
+    const registration = { idNumber: registeredInZhongshan, registeredSince: '1980-01-01', sourceRef: 'ZS-HK-1' }
+    expect(await importFeed(zhongshan, 'registrations', [registration])).toMatchObject({ inserted: 1 })
   }, 120_000)
   afterAll(async () => {
     await stopCities(cities)
@@ -114,17 +93,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   }
   /** Submits an application in Shenzhen and waits for it to arrive in Zhongshan. */
   const submitAndReceive = async (idempotencyKey: string) => {
-    const submitted = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      application(registeredInZhongshan),
-      {
-        'idempotency-key': idempotencyKey,
-      },
-    )
+    const submitted = await submitApplication(shenzhen, application(registeredInZhongshan), idempotencyKey)
     const incoming = await eventually(
       () => incomingByReference(submitted.body.reference),
       (found) => found?.status === 'received',
@@ -134,15 +103,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   const application$ = (id: string) => call(shenzhen, 'intake', 'GET', `/v1/applications/${id}`, 'caseworker')
 
   it('goes from submission in Shenzhen to a decision in Zhongshan, every step shown once, in order, in both cities', async () => {
-    const submitted = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      application(registeredInZhongshan),
-      { 'idempotency-key': 'walkthrough-0001' },
-    )
+    const submitted = await submitApplication(shenzhen, application(registeredInZhongshan), 'walkthrough-0001')
     expect(submitted.status).toBe(201)
     expect(submitted.body).toMatchObject({ status: 'queued', partnerCity: 'zhongshan', residence: { eligible: true } })
     expect(submitted.body.applicant.idNumberMasked).toBe(
@@ -244,15 +205,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   }, 60_000)
 
   it('is refused with not_registered_here by a city where the applicant is not registered, and the residence case shows it', async () => {
-    const submitted = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      application(notRegistered),
-      { 'idempotency-key': 'not-registered-01' },
-    )
+    const submitted = await submitApplication(shenzhen, application(notRegistered), 'not-registered-01')
     expect(submitted.body.status).toBe('queued')
     const refused = await eventually(
       () => application$(submitted.body.id),
@@ -266,9 +219,7 @@ describe('a case across two cities, with real services over HTTP', () => {
 
   it('records an ineligible applicant as residence_rejected with the reasons, and sends nothing', async () => {
     const stranger = idNumber('44030419900505111')
-    const submitted = await call(shenzhen, 'intake', 'POST', '/v1/applications', 'caseworker', application(stranger), {
-      'idempotency-key': 'ineligible-0001',
-    })
+    const submitted = await submitApplication(shenzhen, application(stranger), 'ineligible-0001')
     expect(submitted.status).toBe(201)
     expect(submitted.body).toMatchObject({
       status: 'residence_rejected',
@@ -286,11 +237,7 @@ describe('a case across two cities, with real services over HTTP', () => {
   it('creates one case for 20 concurrent submissions with one key, answers a retry with the same case, and 422 for another body', async () => {
     const body = application(registeredInZhongshan)
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        call(shenzhen, 'intake', 'POST', '/v1/applications', 'caseworker', body, {
-          'idempotency-key': 'concurrent-key-01',
-        }),
-      ),
+      Array.from({ length: 20 }, () => submitApplication(shenzhen, body, 'concurrent-key-01')),
     )
     expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(201))
     expect(new Set(answers.map((answer) => answer.body.id)).size).toBe(1)
@@ -309,19 +256,9 @@ describe('a case across two cities, with real services over HTTP', () => {
     expect(stored.rows[0].response_sealed.includes(Buffer.from(body.applicant.name))).toBe(false)
 
     // A retry after a crash between commit and response: the stored response comes back.
-    const retry = await call(shenzhen, 'intake', 'POST', '/v1/applications', 'caseworker', body, {
-      'idempotency-key': 'concurrent-key-01',
-    })
+    const retry = await submitApplication(shenzhen, body, 'concurrent-key-01')
     expect(retry.body).toEqual(answers[0]?.body)
-    const other = await call(
-      shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      { ...body, circumstances: 'different' },
-      { 'idempotency-key': 'concurrent-key-01' },
-    )
+    const other = await submitApplication(shenzhen, { ...body, circumstances: 'different' }, 'concurrent-key-01')
     expect(other.status).toBe(422)
     expect(other.body.type).toBe('urn:pilot:problem:idempotency-key-reused')
     await client.end()
@@ -440,15 +377,7 @@ describe('a case across two cities, with real services over HTTP', () => {
 
   it('moves a transfer that went dead on to transferred once an operator redrives it, each step once', async () => {
     await withDeadDeliveries(shenzhen, zhongshan, async (bringZhongshanBack) => {
-      const submitted = await call(
-        shenzhen,
-        'intake',
-        'POST',
-        '/v1/applications',
-        'caseworker',
-        application(registeredInZhongshan),
-        { 'idempotency-key': 'dead-then-redriven-01' },
-      )
+      const submitted = await submitApplication(shenzhen, application(registeredInZhongshan), 'dead-then-redriven-01')
       expect(submitted.status).toBe(201)
       const { id, reference } = submitted.body
       const failed = await eventually(

@@ -7,7 +7,14 @@ import { testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, deliverAndApply, redriveDead, withDeadDeliveries } from './support/fixtures.ts'
+import {
+  applicationBody,
+  deliverAndApply,
+  importFeed,
+  redriveDead,
+  submitApplication,
+  withDeadDeliveries,
+} from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 // P: registered in Zhuhai and, later, also in Zhongshan; lives in Shenzhen. S: P's spouse, registered in Zhuhai.
@@ -36,18 +43,6 @@ describe('duplicate-benefit check across three cities, with real services over H
   // The case Zhongshan decided, with its check, for the tests after the walk.
   let checkedCase: { id: string; reference: string; checkId: string } | undefined
 
-  const importFeed = async (city: TestCity, kind: 'evidence' | 'registrations', lines: object[]) =>
-    (
-      await call(
-        city,
-        'residence',
-        'POST',
-        `/v1/residence/${kind}:import`,
-        'operator',
-        `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`,
-      )
-    ).body
-
   beforeAll(async () => {
     cities = await startCities(['shenzhen', 'zhuhai', 'zhongshan'])
     shenzhen = cities.shenzhen as TestCity
@@ -72,9 +67,7 @@ describe('duplicate-benefit check across three cities, with real services over H
   })
 
   const submit = async (body: ReturnType<typeof application>, key: string) => {
-    const submitted = await call(shenzhen, 'intake', 'POST', '/v1/applications', 'caseworker', body, {
-      'idempotency-key': key,
-    })
+    const submitted = await submitApplication(shenzhen, body, key)
     expect(submitted.status).toBe(201)
     expect(submitted.body.status).toBe('queued')
     return submitted.body as { id: string; reference: string }

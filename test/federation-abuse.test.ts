@@ -4,6 +4,7 @@ import { checkCharacter, type FederationQueues, type OutboundMessage } from '@pi
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
+import { applicationBody, importFeed, submitApplication } from './support/fixtures.ts'
 
 const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const applicant = idNumber('44200019850505123')
@@ -31,25 +32,9 @@ describe('a correctly signed partner sending messages about a case it is not par
       validFrom: '2025-01-01',
       sourceRef: 'SZ-RR',
     }
-    const imported = await call(
-      shenzhen,
-      'residence',
-      'POST',
-      '/v1/residence/evidence:import',
-      'operator',
-      `${JSON.stringify(evidence)}\n`,
-    )
-    expect(imported.body).toMatchObject({ inserted: 1 })
+    expect(await importFeed(shenzhen, 'evidence', [evidence])).toMatchObject({ inserted: 1 })
     const registration = { idNumber: applicant, registeredSince: '1985-05-05', sourceRef: 'ZS-HK' }
-    const registered = await call(
-      zhongshan,
-      'residence',
-      'POST',
-      '/v1/residence/registrations:import',
-      'operator',
-      `${JSON.stringify(registration)}\n`,
-    )
-    expect(registered.body).toMatchObject({ inserted: 1 })
+    expect(await importFeed(zhongshan, 'registrations', [registration])).toMatchObject({ inserted: 1 })
   }, 120_000)
   afterAll(async () => {
     await stopCities(cities)
@@ -74,34 +59,19 @@ describe('a correctly signed partner sending messages about a case it is not par
 
   it('leaves the Shenzhen and Zhongshan cases unchanged and audits federation.refused naming Zhuhai', async () => {
     // Shenzhen (residence) transfers a case to Zhongshan (hukou); Zhuhai has nothing to do with it.
-    const submitted = await call(
+    const submitted = await submitApplication(
       shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      {
-        applicant: {
+      applicationBody(
+        {
           idNumber: applicant,
           name: '郑敏',
           phone: '13800138001',
           address: '深圳市罗湖区某路2号',
           monthlyIncomeFen: 30_000,
-          assetsFen: 0,
         },
-        hukouCity: 'zhongshan',
-        category: 'subsistence_allowance',
-        household: [],
-        circumstances: 'Lost work.',
-        rigidExpenditures: { medicalFen: 0, educationFen: 0, otherFen: 0 },
-        consent: {
-          economicCheckAuthorised: true,
-          recordedBy: 'shenzhen-caseworker-1',
-          recordedAt: '2026-11-30T09:00:00+08:00',
-        },
-        documents: [],
-      },
-      { 'idempotency-key': 'not-party-01' },
+        { hukouCity: 'zhongshan', circumstances: 'Lost work.' },
+      ),
+      'not-party-01',
     )
     expect(submitted.status).toBe(201)
     const { id, reference } = submitted.body as { id: string; reference: string }

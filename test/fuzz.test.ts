@@ -20,6 +20,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
+import { applicationBody, importFeed, submitApplication } from './support/fixtures.ts'
 import {
   badIdNumbers,
   changedTables,
@@ -333,56 +334,22 @@ describe('input fuzzing of every route of every service', () => {
     // One case that went all the way, so that routes taking a case id or a message id meet a real one: an application
     // in Shenzhen for a Zhongshan hukou, transferred, refused in Zhongshan; both sides final.
     const applicant = idOf('44200019800101123')
-    const evidence = JSON.stringify({
+    const evidence = {
       idNumber: applicant,
       kind: 'residence_registration',
       validFrom: '2024-01-01',
       sourceRef: 'FUZZ-RR-1',
-    })
-    expect(
-      (await call(shenzhen, 'residence', 'POST', '/v1/residence/evidence:import', 'operator', `${evidence}\n`)).body,
-    ).toMatchObject({ inserted: 1 })
-    const registration = JSON.stringify({ idNumber: applicant, registeredSince: '1980-01-01', sourceRef: 'FUZZ-HK-1' })
-    expect(
-      (
-        await call(
-          zhongshan,
-          'residence',
-          'POST',
-          '/v1/residence/registrations:import',
-          'operator',
-          `${registration}\n`,
-        )
-      ).body,
-    ).toMatchObject({ inserted: 1 })
-    const submitted = await call(
+    }
+    expect(await importFeed(shenzhen, 'evidence', [evidence])).toMatchObject({ inserted: 1 })
+    const registration = { idNumber: applicant, registeredSince: '1980-01-01', sourceRef: 'FUZZ-HK-1' }
+    expect(await importFeed(zhongshan, 'registrations', [registration])).toMatchObject({ inserted: 1 })
+    const submitted = await submitApplication(
       shenzhen,
-      'intake',
-      'POST',
-      '/v1/applications',
-      'caseworker',
-      {
-        applicant: {
-          idNumber: applicant,
-          name: '林晓',
-          phone: '13800138000',
-          address: '深圳市南山区某街道1号',
-          monthlyIncomeFen: 50_000,
-          assetsFen: 0,
-        },
-        hukouCity: 'zhongshan',
-        category: 'subsistence_allowance',
-        household: [],
-        circumstances: 'Fuzz setup.',
-        rigidExpenditures: { medicalFen: 0, educationFen: 0, otherFen: 0 },
-        consent: {
-          economicCheckAuthorised: true,
-          recordedBy: 'shenzhen-caseworker-1',
-          recordedAt: '2026-11-30T09:00:00Z',
-        },
-        documents: [],
-      },
-      { 'idempotency-key': 'fuzz-setup-0001' },
+      applicationBody(
+        { idNumber: applicant, monthlyIncomeFen: 50_000 },
+        { hukouCity: 'zhongshan', circumstances: 'Fuzz setup.', recordedAt: '2026-11-30T09:00:00Z' },
+      ),
+      'fuzz-setup-0001',
     )
     expect(submitted.body).toMatchObject({ status: 'queued' })
     real.application = submitted.body.id

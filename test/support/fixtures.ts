@@ -111,3 +111,14 @@ export async function redriveDead(city: TestCity, type: string, reference: strin
   expect(message, `a dead ${type} for ${reference}`).toBeDefined()
   expect((await call(city, 'gateway', 'POST', `/ops/v1/messages/${message?.id}/redrive`, 'operator')).status).toBe(202)
 }
+
+/** Imports feed records (NDJSON) into a city's residence service as an operator; answers the import's summary. */
+export async function importFeed(city: TestCity, kind: 'evidence' | 'registrations', records: object[]) {
+  const ndjson = `${records.map((record) => JSON.stringify(record)).join('\n')}\n`
+  return (await call(city, 'residence', 'POST', `/v1/residence/${kind}:import`, 'operator', ndjson)).body
+}
+
+/** POSTs an application to a city's intake as its caseworker, under `idempotencyKey`; answers status and body. */
+export function submitApplication(city: TestCity, body: unknown, idempotencyKey: string) {
+  return call(city, 'intake', 'POST', '/v1/applications', 'caseworker', body, { 'idempotency-key': idempotencyKey })
+}

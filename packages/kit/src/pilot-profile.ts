@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { PilotProfile } from '@pilot/schemas'
+import { type CityProfile, PilotProfile } from '@pilot/schemas'
+import type { KeyPublisher } from '@pilot/signing'
 import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from './config-error.ts'
@@ -47,4 +48,21 @@ export function validatePilotProfile(document: unknown, source = 'pilot profile'
   }
   if (problems.length > 0) throw new ConfigError(`Pilot profile ${source} is invalid:\n  ${problems.join('\n  ')}`)
   return profile
+}
+
+/**
+ * Where each other pilot city publishes its keys, with the kids `self`'s operators revoked for it (`revokedKids`): what
+ * PartnerKeys needs, for the gateway (messages, receipts) and the intake service (residence attestations) alike.
+ */
+export function keyPublishersFor(pilot: PilotProfile, self: CityProfile): Map<string, KeyPublisher> {
+  const publishers = new Map<string, KeyPublisher>()
+  for (const city of pilot.cities) {
+    if (city.id === self.id) continue
+    publishers.set(city.id, {
+      id: city.id,
+      jwksUrl: city.federation.jwksUrl,
+      revokedKids: new Set(self.federation.revokedKids?.[city.id] ?? []),
+    })
+  }
+  return publishers
 }

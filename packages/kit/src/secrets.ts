@@ -2,15 +2,18 @@ import { readFileSync } from 'node:fs'
 import { type KeyRing, type KeyRingFiles, loadKeyRing } from '@pilot/signing'
 import { ConfigError } from './config-error.ts'
 
-/** Reads a base64 secret key of exactly `bytes` bytes from a file, naming the variable when it is wrong. */
-export function readKeyFile(variable: string, path: string, bytes = 32): Buffer {
-  let text: string
+/** A secret file's text without surrounding whitespace; a configuration error naming the variable if unreadable. */
+function readSecretFile(variable: string, path: string): string {
   try {
-    text = readFileSync(path, 'utf8').trim()
+    return readFileSync(path, 'utf8').trim()
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  ${variable}=${path} cannot be read (${(error as Error).message})`)
   }
-  const key = Buffer.from(text, 'base64')
+}
+
+/** Reads a base64 secret key of exactly `bytes` bytes from a file, naming the variable when it is wrong. */
+export function readKeyFile(variable: string, path: string, bytes = 32): Buffer {
+  const key = Buffer.from(readSecretFile(variable, path), 'base64')
   if (key.length !== bytes) {
     throw new ConfigError(`Invalid configuration:\n  ${variable}=${path} must hold ${bytes} bytes in base64`)
   }
@@ -23,12 +26,7 @@ export function readKeyFile(variable: string, path: string, bytes = 32): Buffer 
  * mistake (two lines, a BOM) that would otherwise only show as every scrape refused.
  */
 export function readTokenFile(variable: string, path: string, minLength = 32): string {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8').trim()
-  } catch (error) {
-    throw new ConfigError(`Invalid configuration:\n  ${variable}=${path} cannot be read (${(error as Error).message})`)
-  }
+  const text = readSecretFile(variable, path)
   if (text.length < minLength || !/^[\x21-\x7e]+$/.test(text)) {
     throw new ConfigError(
       `Invalid configuration:\n  ${variable}=${path} must hold one token of at least ${minLength} printable characters`,

@@ -6,7 +6,7 @@ import { testSecretsDir } from '@pilot/testing'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Batcher } from '../src/db/batch.ts'
-import { type CityGateway, gatewayCities, queuesOf, startGateway, until } from './harness.ts'
+import { type CityGateway, queuesOf, startTwoGateways, until } from './harness.ts'
 
 describe('Batcher (group commit of one statement)', () => {
   it('runs one statement at a time, the next with what waited meanwhile, and answers each caller', async () => {
@@ -65,11 +65,7 @@ describe('statements shared by concurrent messages, over real HTTP', () => {
   let zhongshan: CityGateway
 
   beforeAll(async () => {
-    const { gateways } = await gatewayCities(['shenzhen', 'zhongshan'])
-    shenzhen = gateways.shenzhen as CityGateway
-    zhongshan = gateways.zhongshan as CityGateway
-    await startGateway(shenzhen)
-    await startGateway(zhongshan)
+    ;({ shenzhen, zhongshan } = await startTwoGateways())
   })
   afterAll(async () => {
     await shenzhen.app?.close()

@@ -6,7 +6,7 @@ import { Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CityGateway, gatewayCities, queuesOf, startGateway, until } from './harness.ts'
+import { type CityGateway, queuesOf, startGateway, startTwoGateways, until } from './harness.ts'
 
 function transferMessage(to: string, index: number): OutboundMessage {
   return {
@@ -57,11 +57,7 @@ describe('gateway to gateway delivery over real HTTP', () => {
   let zhongshan: CityGateway
 
   beforeAll(async () => {
-    const { gateways } = await gatewayCities(['shenzhen', 'zhongshan'])
-    shenzhen = gateways.shenzhen as CityGateway
-    zhongshan = gateways.zhongshan as CityGateway
-    await startGateway(shenzhen)
-    await startGateway(zhongshan)
+    ;({ shenzhen, zhongshan } = await startTwoGateways())
   })
   afterAll(async () => {
     await shenzhen.app?.close()

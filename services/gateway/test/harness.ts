@@ -66,6 +66,16 @@ export async function startGateway(gateway: CityGateway, env: Record<string, str
   return app
 }
 
+/** Shenzhen's and Zhongshan's gateways, both started: the pair most gateway tests send messages between. */
+export async function startTwoGateways(): Promise<{ shenzhen: CityGateway; zhongshan: CityGateway }> {
+  const { gateways } = await gatewayCities(['shenzhen', 'zhongshan'])
+  const shenzhen = gateways.shenzhen as CityGateway
+  const zhongshan = gateways.zhongshan as CityGateway
+  await startGateway(shenzhen)
+  await startGateway(zhongshan)
+  return { shenzhen, zhongshan }
+}
+
 export function queuesOf(app: FastifyInstance): QueueRegistry<FederationQueues> {
   return app.queues as unknown as QueueRegistry<FederationQueues>
 }

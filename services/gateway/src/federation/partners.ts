@@ -1,14 +1,17 @@
+import { keyPublishersFor } from '@pilot/kit'
 import type { CityProfile, MessageType, PilotProfile } from '@pilot/schemas'
-import { type JwksVerifier, PartnerKeyRevoked, PartnerKeys, PartnerKeysUnavailable } from '@pilot/signing'
+import {
+  type JwksVerifier,
+  type KeyPublisher,
+  PartnerKeyRevoked,
+  PartnerKeys,
+  PartnerKeysUnavailable,
+} from '@pilot/signing'
 
-export interface Partner {
-  id: string
+export interface Partner extends KeyPublisher {
   gatewayUrl: string
-  jwksUrl: string
   /** What we accept from this partner (deny by default). */
   accepts: ReadonlySet<string>
-  /** Kids of this partner our operators revoked (profile `revokedKids`): never trusted, whatever its JWKS says. */
-  revokedKids: ReadonlySet<string>
 }
 
 // Kept here under their old names: the gateway's problem mapping (inbound.ts) catches them.
@@ -28,18 +31,14 @@ export class PartnerDirectory {
     options: { cacheSeconds: number; refetchMinIntervalMs: number; fetchTimeoutMs?: number },
   ) {
     this.keys = new PartnerKeys(options)
+    const publishers = keyPublishersFor(pilot, self)
     for (const city of pilot.cities) {
-      if (city.id === self.id) continue
+      const publisher = publishers.get(city.id)
+      if (!publisher) continue
       // Receipts only ever come back as the answer to our own POST; a receipt POSTed to us is refused like any type
       // the partner may not send.
       const accepts = new Set<string>(self.federation.acceptsFrom[city.id] ?? [])
-      this.partners.set(city.id, {
-        id: city.id,
-        gatewayUrl: city.federation.gatewayUrl,
-        jwksUrl: city.federation.jwksUrl,
-        accepts,
-        revokedKids: new Set(self.federation.revokedKids?.[city.id] ?? []),
-      })
+      this.partners.set(city.id, { ...publisher, gatewayUrl: city.federation.gatewayUrl, accepts })
     }
   }
 

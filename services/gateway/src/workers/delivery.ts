@@ -1,4 +1,4 @@
-import type { QueueRegistry } from '@pilot/kit'
+import { type QueueRegistry, startPeriodicPass } from '@pilot/kit'
 import type { FederationQueues } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
@@ -28,22 +28,13 @@ export function startGatewayWorkers(
     if (job) app.log.warn({ message: job.id, reason: error.message }, 'outbound message dead-lettered')
   })
 
-  let relaying: Promise<unknown> | undefined
-  const timer = setInterval(() => {
-    if (relaying) return
-    relaying = relayInbound(options.db, queues, { recheckAfterSeconds: options.relayRecheckSeconds })
-      .then((outcome) => {
-        if (outcome.handedOff > 0) app.log.info(outcome, 'relayed inbound messages')
-      })
-      .catch((error: Error) => app.log.warn({ err: error.message }, 'inbound relay pass failed; will retry'))
-      .finally(() => {
-        relaying = undefined
-      })
-  }, options.relayIntervalMs)
-  timer.unref()
-
-  app.addHook('onClose', async () => {
-    clearInterval(timer)
-    await relaying
-  })
+  const relay = startPeriodicPass(
+    async () => {
+      const outcome = await relayInbound(options.db, queues, { recheckAfterSeconds: options.relayRecheckSeconds })
+      if (outcome.handedOff > 0) app.log.info(outcome, 'relayed inbound messages')
+    },
+    options.relayIntervalMs,
+    (error) => app.log.warn({ err: error.message }, 'inbound relay pass failed; will retry'),
+  )
+  app.addHook('onClose', () => relay.stop())
 }

@@ -1,5 +1,6 @@
-import { type Kysely, sql, type Transaction } from 'kysely'
-import type { IntakeDatabase } from '../db/schema.ts'
+import { type PeriodicPass, startPeriodicPass } from '@pilot/kit'
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely'
+import type { AuditTable, IntakeDatabase } from '../db/schema.ts'
 import { type AuditEntry, auditHash, GENESIS_HASH, verifyChain } from '../domain/audit-chain.ts'
 
 type Db = Kysely<IntakeDatabase> | Transaction<IntakeDatabase>
@@ -29,18 +30,8 @@ export async function appendAudit(trx: Transaction<IntakeDatabase>, record: Audi
             ${record.requestId}, ${record.detail ? JSON.stringify(record.detail) : null}::jsonb)`.execute(trx)
 }
 
-/** An audit_log row's own columns, as PostgreSQL returns them. */
-export interface AuditRowFields {
-  id: string
-  at: Date
-  actor: string
-  role: string
-  city: string
-  action: string
-  case_id: string | null
-  request_id: string | null
-  detail: Record<string, string | number | boolean | null> | null
-}
+/** An audit_log row's own columns (not its place in the chain), as PostgreSQL returns them. */
+export type AuditRowFields = Omit<Selectable<AuditTable>, 'chain_seq' | 'prev_hash' | 'hash'>
 
 /** The row as the chain hashes it (and as the audit trail shows it): detail left out when there is none. */
 export function auditEntryOf(row: AuditRowFields): AuditEntry {
@@ -101,28 +92,15 @@ export function startAuditChainer(
   db: Kysely<IntakeDatabase>,
   intervalMs: number,
   onError: (error: Error) => void,
-): { now: () => Promise<void>; stop: () => Promise<void> } {
-  let running: Promise<void> | undefined
-  const now = () => {
-    running ??= (async () => {
+): PeriodicPass {
+  return startPeriodicPass(
+    async () => {
       // A full batch means more may be waiting: keep going rather than wait for the timer.
       while ((await chainAuditLog(db)) === 1000) {}
-    })()
-      .catch(onError)
-      .finally(() => {
-        running = undefined
-      })
-    return running
-  }
-  const timer = setInterval(() => void now(), intervalMs)
-  timer.unref()
-  return {
-    now,
-    stop: async () => {
-      clearInterval(timer)
-      await running
     },
-  }
+    intervalMs,
+    onError,
+  )
 }
 
 /** An audit writer for what a partner city's message did, inside the transaction that applies it. */

@@ -1,3 +1,4 @@
+import { type PeriodicPass, startPeriodicPass } from '@pilot/kit'
 import { type Kysely, sql } from 'kysely'
 import type { IntakeDatabase } from '../db/schema.ts'
 import { sealLegacyResponses } from './sealing.ts'
@@ -36,29 +37,17 @@ export function startIdempotencyHousekeeping(
   db: Kysely<IntakeDatabase>,
   options: { piiKey: Buffer; retentionDays: number },
   log: { info: (object: object, message: string) => void; warn: (object: object, message: string) => void },
-): { stop: () => Promise<void> } {
-  let running: Promise<void> | undefined
-  const pass = () => {
-    running ??= (async () => {
+): PeriodicPass {
+  const housekeeping = startPeriodicPass(
+    async () => {
       const sealed = await sealLegacyResponses(db, options.piiKey)
       if (sealed > 0) log.info({ sealed }, 'sealed stored submission answers written before sealing')
       const purged = await purgeExpiredIdempotencyKeys(db, options.retentionDays)
       if (purged > 0) log.info({ purged, retentionDays: options.retentionDays }, 'deleted expired Idempotency-Keys')
-    })()
-      .catch((error: Error) =>
-        log.warn({ err: error.message }, 'Idempotency-Key housekeeping failed; trying again at the next pass'),
-      )
-      .finally(() => {
-        running = undefined
-      })
-  }
-  pass()
-  const timer = setInterval(pass, PASS_INTERVAL_MS)
-  timer.unref()
-  return {
-    stop: async () => {
-      clearInterval(timer)
-      await running
     },
-  }
+    PASS_INTERVAL_MS,
+    (error) => log.warn({ err: error.message }, 'Idempotency-Key housekeeping failed; trying again at the next pass'),
+  )
+  void housekeeping.now()
+  return housekeeping
 }

@@ -1,4 +1,5 @@
-import type { CaseTransferBody, DeliveryOutcome, InboundMessage } from '@pilot/schemas'
+import { keyPublishersFor } from '@pilot/kit'
+import type { CaseTransferBody, CityProfile, DeliveryOutcome, InboundMessage } from '@pilot/schemas'
 import {
   type JwksVerifier,
   kidOf,
@@ -35,12 +36,12 @@ export type JwksSource = (city: string, kid: string | undefined) => Promise<Jwks
  */
 export function profileJwksSource(context: CaseContext, options: PartnerKeysOptions): JwksSource {
   const keys = new PartnerKeys(options)
-  const self = context.pilot.cities.find((city) => city.id === context.city)
+  const self = context.pilot.cities.find((city) => city.id === context.city) as CityProfile
+  const publishers = keyPublishersFor(context.pilot, self)
   return (city, kid) => {
-    const profile = context.pilot.cities.find((candidate) => candidate.id === city)
-    if (!profile) return Promise.reject(new Error(`${city} is not a pilot city`))
-    const revokedKids = new Set(self?.federation.revokedKids?.[city] ?? [])
-    return keys.verifierFor({ id: city, jwksUrl: profile.federation.jwksUrl, revokedKids }, kid)
+    const publisher = publishers.get(city)
+    if (!publisher) return Promise.reject(new Error(`${city} is not another pilot city`))
+    return keys.verifierFor(publisher, kid)
   }
 }
 

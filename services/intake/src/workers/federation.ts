@@ -1,4 +1,4 @@
-import { type QueueRegistry, queueOutbound } from '@pilot/kit'
+import { type QueueRegistry, queueOutbound, startPeriodicPass } from '@pilot/kit'
 import type { FederationQueues, PartnerMessageType } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
@@ -72,30 +72,20 @@ export function startIntakeWorkers(
     await applyDeliveryOutcome(context, job.data)
   })
 
-  let relaying: Promise<void> | undefined
-  const relayNow = () => {
-    relaying ??= relayOutbox(context, options.resendAfterSeconds)
-      .then(() => undefined)
-      .catch((error: Error) =>
-        app.log.warn({ err: error.message }, 'outbox relay pass failed; the rows wait in PostgreSQL'),
-      )
-      .finally(() => {
-        relaying = undefined
-      })
-    return relaying
-  }
-  const timer = setInterval(() => void relayNow(), options.relayIntervalMs)
-  timer.unref()
+  const relay = startPeriodicPass(
+    () => relayOutbox(context, options.resendAfterSeconds),
+    options.relayIntervalMs,
+    (error) => app.log.warn({ err: error.message }, 'outbox relay pass failed; the rows wait in PostgreSQL'),
+  )
   // A pass shortly after a submission, shared by every submission until then: a pass per submission (a transaction of
   // four statements, holding a connection while it queues) was twice the round trips of the submission's own writes,
   // and under load one pass now relays many rows. A pass already running may have read the outbox before these rows
   // committed, so it is waited for and a new one run.
   let soon: NodeJS.Timeout | undefined
-  let closed = false
   const relaySoon = () => {
     soon ??= setTimeout(() => {
       soon = undefined
-      void (relaying ?? Promise.resolve()).then(() => (closed ? undefined : relayNow()))
+      void relay.next()
     }, RELAY_SOON_MS)
   }
   const housekeeping = startIdempotencyHousekeeping(
@@ -107,11 +97,9 @@ export function startIntakeWorkers(
     app.log.warn({ err: error.message }, 'audit chain pass failed; the rows stay unlinked until the next pass'),
   )
   app.addHook('onClose', async () => {
-    closed = true
-    clearInterval(timer)
     clearTimeout(soon)
+    await relay.stop()
     await housekeeping.stop()
-    await relaying
     // Link what this worker's own requests wrote, so a clean stop leaves no row unlinked for long.
     await chainer.stop()
     await chainer.now()
