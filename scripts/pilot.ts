@@ -9,10 +9,11 @@
  * local defaults. Data is kept between runs. Ctrl-C stops every service cleanly.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { devSecretsEnv, ensureDevSecrets, loadPilotProfile, mintDevToken } from '@pilot/kit'
+import { createRedis, devSecretsEnv, ensureDevSecrets, loadPilotProfile, mintDevToken } from '@pilot/kit'
 import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
 import pg from 'pg'
 import { demoEvidence, demoRegistrations } from './demo-data.ts'
@@ -37,6 +38,25 @@ function cityDatabaseUrl(city: CityProfile): string {
   return url.toString()
 }
 
+/**
+ * What a city's data is written under: its blind-index and data keys and the pilot-wide matching key. Data written
+ * under other keys (the pilot run from another checkout, whose .pilot/keys were generated afresh) cannot be read or
+ * matched: forms and stored answers do not open, evidence is not found.
+ */
+function keysFingerprint(cityId: string): string {
+  const secrets = devSecretsEnv(keysDir, cityId)
+  const hash = createHash('sha256')
+  for (const file of [secrets.BLIND_INDEX_KEY_FILE, secrets.PII_ENCRYPTION_KEY_FILE, secrets.MATCHING_KEY_FILE]) {
+    hash.update(readFileSync(file as string))
+  }
+  return `pilot keys ${hash.digest('base64url').slice(0, 22)}`
+}
+
+/**
+ * Creates each city's database, or keeps it when it was written under this checkout's keys (recorded as the
+ * database's comment). One written under other keys, or before the keys were recorded, is started afresh, with the
+ * city's queues in Redis: its data could not be read with these keys anyway.
+ */
 async function ensureDatabases(): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 })
   try {
@@ -51,14 +71,39 @@ async function ensureDatabases(): Promise<void> {
   try {
     for (const city of cities) {
       const name = `${databasePrefix}${city.id}`
-      const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name])
-      if (rowCount === 0) {
-        await client.query(`create database "${name}"`)
-        console.log(`created database ${name}`)
+      const fingerprint = keysFingerprint(city.id)
+      const { rows } = await client.query<{ comment: string | null }>(
+        'select shobj_description(oid, $2) as comment from pg_database where datname = $1',
+        [name, 'pg_database'],
+      )
+      if (rows.length > 0 && rows[0]?.comment === fingerprint) continue
+      if (rows.length > 0) {
+        console.log(`database ${name} was written under other keys than ${keysDir}: starting it afresh`)
+        await client.query(`drop database "${name}" with (force)`)
+        await removeRedisKeys(`${redisPrefix}:${city.id}`)
       }
+      await client.query(`create database "${name}"`)
+      await client.query(`comment on database "${name}" is '${fingerprint}'`)
+      console.log(`created database ${name}`)
     }
   } finally {
     await client.end()
+  }
+}
+
+/** Removes the Redis keys of one city's queues (`prefix:*`). */
+async function removeRedisKeys(prefix: string): Promise<void> {
+  const redis = createRedis({ url: redisUrl, purpose: 'command', connectionName: 'pilot-reset' })
+  await redis.connect()
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
   }
 }
 
