@@ -1,4 +1,5 @@
 export * from './auth.ts'
+export * from './batcher.ts'
 export * from './config.ts'
 export * from './config-error.ts'
 export * from './db.ts'

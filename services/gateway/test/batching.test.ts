@@ -5,56 +5,7 @@ import { bodyDigest, type PrivateJwk, Signer } from '@pilot/signing'
 import { testSecretsDir } from '@pilot/testing'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Batcher } from '../src/db/batch.ts'
 import { type CityGateway, queuesOf, startTwoGateways, until } from './harness.ts'
-
-describe('Batcher (group commit of one statement)', () => {
-  it('runs one statement at a time, the next with what waited meanwhile, and answers each caller', async () => {
-    const statements: number[][] = []
-    let release: () => void = () => {}
-    const batcher = new Batcher<number, string>(async (items) => {
-      statements.push(items)
-      if (statements.length === 1) await new Promise<void>((resolve) => (release = resolve))
-      return items.map((item) => `row ${item}`)
-    })
-    const first = batcher.run(1)
-    const waiting = [2, 3, 4].map((item) => batcher.run(item))
-    release()
-    expect(await Promise.all([first, ...waiting])).toEqual(['row 1', 'row 2', 'row 3', 'row 4'])
-    expect(statements).toEqual([[1], [2, 3, 4]])
-  })
-
-  it('tries a failed statement row by row, so a refused row fails only its own caller', async () => {
-    const statements: number[][] = []
-    let hold: Promise<void> | undefined = new Promise<void>((resolve) => setTimeout(resolve, 20))
-    const batcher = new Batcher<number, number>(async (items) => {
-      statements.push(items)
-      if (hold) {
-        const waitFor = hold
-        hold = undefined
-        await waitFor
-      }
-      if (items.includes(13)) throw new Error('row 13 refused')
-      return items.map((item) => item * 10)
-    })
-    const first = batcher.run(1)
-    const batch = [12, 13, 14].map((item) => batcher.run(item).catch((error: Error) => error.message))
-    expect(await first).toBe(10)
-    expect(await Promise.all(batch)).toEqual([120, 'row 13 refused', 140])
-    expect(statements).toEqual([[1], [12, 13, 14], [12], [13], [14]])
-  })
-
-  it('keeps at most maxRows to a statement', async () => {
-    const sizes: number[] = []
-    const batcher = new Batcher<number, number>(async (items) => {
-      sizes.push(items.length)
-      await new Promise((resolve) => setTimeout(resolve, 5))
-      return items
-    }, 4)
-    await Promise.all(Array.from({ length: 11 }, (_, index) => batcher.run(index)))
-    expect(sizes).toEqual([1, 4, 4, 2])
-  })
-})
 
 const NOW = () => Math.floor(Date.now() / 1000)
 const cityKey = (city: string) =>

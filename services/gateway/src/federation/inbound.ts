@@ -11,7 +11,7 @@ import { ALLOWED_ALGS, bodyDigest, checkTimes, type Signer, VerificationError } 
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import { Compile } from 'typebox/compile'
-import { Batcher } from '../db/batch.ts'
+import { type Batcher, statementBatcher } from '../db/batch.ts'
 import type { GatewayDatabase } from '../db/schema.ts'
 import { type Envelope, parseCompactJws, signMessage } from './envelope.ts'
 import { type PartnerDirectory, PartnerKeyRevoked, PartnerKeysUnavailable } from './partners.ts'
@@ -72,19 +72,19 @@ export interface StoredMessage {
 }
 
 /**
- * Accepted messages' rows, written through a batcher (db/batch.ts): the requests in flight share the statement and its
+ * Accepted messages' rows, written through a batcher (statementBatcher, db/batch.ts): the requests in flight share the statement and its
  * commit. Sent straight to the gateway's pool and prepared by name, so it is parsed once per connection.
  */
 export class InboundStore {
   readonly #store: Batcher<StoredMessage, { id: string; at: Date } | undefined>
 
   constructor(readonly pool: FastifyInstance['pgPool']) {
-    this.#store = new Batcher((items) => this.#storeRows(items))
+    this.#store = statementBatcher((items) => this.#storeRows(items))
   }
 
   /** Stores the message and answers its row, or nothing when (partner, jti) was stored before. */
   store(message: StoredMessage): Promise<{ id: string; at: Date } | undefined> {
-    return this.#store.run(message)
+    return this.#store.add(message)
   }
 
   async #storeRows(items: StoredMessage[]): Promise<({ id: string; at: Date } | undefined)[]> {

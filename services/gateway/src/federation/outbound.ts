@@ -3,7 +3,7 @@ import { type DeliveryOutcome, FEDERATION_TYP, type FederationQueues, type Outbo
 import { bodyDigest, checkTimes, type Signer, VerificationError } from '@pilot/signing'
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
-import { Batcher } from '../db/batch.ts'
+import { type Batcher, statementBatcher } from '../db/batch.ts'
 import { signMessage } from './envelope.ts'
 import type { PartnerHttpClient } from './http.ts'
 import type { Partner, PartnerDirectory } from './partners.ts'
@@ -107,7 +107,7 @@ const messageKey = (partner: string, messageId: string) => `${partner} ${message
 /**
  * The delivery path's statements, sent straight to the gateway's pool (the one under its Kysely instance) and prepared
  * by name, so each is parsed once per connection rather than built by Kysely and parsed by PostgreSQL on every
- * delivery. The two every delivery runs go through batchers (db/batch.ts): the deliveries in flight share their
+ * delivery. The two every delivery runs go through batchers (statementBatcher, db/batch.ts): the deliveries in flight share their
  * statements and commits.
  */
 export class OutboundStore {
@@ -115,17 +115,17 @@ export class OutboundStore {
   readonly #delivered: Batcher<Delivered, undefined>
 
   constructor(private readonly pool: FastifyInstance['pgPool']) {
-    this.#take = new Batcher((items) => this.#takeRows(items))
-    this.#delivered = new Batcher((items) => this.#deliveredRows(items))
+    this.#take = statementBatcher((items) => this.#takeRows(items))
+    this.#delivered = statementBatcher((items) => this.#deliveredRows(items))
   }
 
   /** The message's row, created `pending` if it has none. */
   take(message: OutboundMessage, digest: string): Promise<OutboundRow> {
-    return this.#take.run({ message, digest })
+    return this.#take.add({ message, digest })
   }
 
   async delivered(row: Delivered): Promise<void> {
-    await this.#delivered.run(row)
+    await this.#delivered.add(row)
   }
 
   /** A failed attempt: `dead` gives up on the message; `retry` leaves it pending for the next attempt. */
