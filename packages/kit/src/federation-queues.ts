@@ -43,10 +43,31 @@ export async function addAgainIfFinished<Data>(
  * gateway's own table decides, and for a message it already delivered it only reports the outcome again.
  */
 export async function queueOutbound(queues: QueueRegistry<FederationQueues>, message: OutboundMessage): Promise<void> {
-  await addAgainIfFinished(queues.queue('federation.outbound'), message.type, message, {
+  await addAgainIfFinished(queues.queue('federation.outbound'), message.type, message, outboundJobOptions(message))
+}
+
+/**
+ * Queues messages the sender is handing over for the first time, all in one round trip (BullMQ's addBulk, one MULTI).
+ * For a relay that queues many rows per pass this replaces two round trips per message. An id already present — a pass
+ * that queued it and then failed to record so — is left as it is, as BullMQ does with any add: if its job has finished,
+ * the gateway has already reported its outcome. A message the sender queued before and is sending again because no
+ * outcome came back goes through queueOutbound, which re-adds a finished job.
+ */
+export async function queueOutboundFirst(
+  queues: QueueRegistry<FederationQueues>,
+  messages: OutboundMessage[],
+): Promise<void> {
+  if (messages.length === 0) return
+  await queues
+    .queue('federation.outbound')
+    .addBulk(messages.map((message) => ({ name: message.type, data: message, opts: outboundJobOptions(message) })))
+}
+
+function outboundJobOptions(message: OutboundMessage): JobsOptions & { jobId: string } {
+  return {
     jobId: message.messageId,
     ...INFRASTRUCTURE_RETRIES,
     removeOnComplete: { age: 24 * 3600 },
     removeOnFail: false,
-  })
+  }
 }

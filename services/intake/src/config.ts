@@ -49,6 +49,21 @@ const IntakeEnv = {
     minimum: 100,
     description: 'Time allowed for the residence service',
   }),
+  // Group commit: fewer batches in flight make larger batches under load, each costing about what one item did.
+  SUBMISSION_WRITE_CONCURRENCY: Type.Integer({
+    default: 2,
+    minimum: 1,
+    maximum: 100,
+    description:
+      'Statements writing submissions at once (from the pool); submissions arriving meanwhile go together into the next',
+  }),
+  RESIDENCE_VERIFY_CONCURRENCY: Type.Integer({
+    default: 1,
+    minimum: 1,
+    maximum: 100,
+    description:
+      'Calls to the residence batch route at once; verifications asked for meanwhile go together into the next call',
+  }),
 }
 
 export interface IntakeConfig extends ServiceConfig {
@@ -64,6 +79,8 @@ export interface IntakeConfig extends ServiceConfig {
   residenceTimeoutMs: number
   partnerJwks: { cacheSeconds: number; refetchMinIntervalMs: number }
   idempotencyRetentionDays: number
+  submissionWriteConcurrency: number
+  residenceVerifyConcurrency: number
 }
 
 export function readIntakeConfig(env: Record<string, string | undefined> = process.env): IntakeConfig {
@@ -82,5 +99,7 @@ export function readIntakeConfig(env: Record<string, string | undefined> = proce
     residenceTimeoutMs: config.env.RESIDENCE_TIMEOUT_MS,
     partnerJwks: partnerJwksOptions(config.env),
     idempotencyRetentionDays: config.env.IDEMPOTENCY_KEY_RETENTION_DAYS,
+    submissionWriteConcurrency: config.env.SUBMISSION_WRITE_CONCURRENCY,
+    residenceVerifyConcurrency: config.env.RESIDENCE_VERIFY_CONCURRENCY,
   }
 }

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely'
 import type { ResidenceClient } from '../clients/residence.ts'
 import type { IntakeDatabase } from '../db/schema.ts'
 import type { WorkingDayCalendar } from '../domain/working-days.ts'
+import type { SubmissionWriter } from './submission-writer.ts'
 
 export interface CaseContext {
   city: string
@@ -14,6 +15,8 @@ export interface CaseContext {
   db: Kysely<IntakeDatabase>
   /** The pool under `db`, for the submission's statements, which are prepared by name rather than built per request. */
   pool: FastifyInstance['pgPool']
+  /** Writes submissions, batching those that are written at the same moment, and hands their transfers over. */
+  submissions: SubmissionWriter
   queues: QueueRegistry<FederationQueues>
   piiKey: Buffer
   blindIndexKey: Buffer

@@ -214,66 +214,20 @@ function repeatAnswer(
 }
 
 /**
- * Everything a submission writes, as one statement (so one round trip, and one transaction by itself). The first
- * CTE claims the Idempotency-Key and stores the response; every other insert selects from it, so when the key is
- * already taken — by a finished submission, or by a concurrent one, whose commit the insert waits for — nothing else
- * is written and the statement answers created = 0. Foreign keys (events and outbox to the case) are checked at the end
- * of the statement, when the case row is there. The two events get their ids in the order of `n` (INSERT … SELECT …
- * ORDER BY inserts in that order), which is the order a read of the case lists them in. The audit row is the one
- * appendAudit would write: unchained, for the chainer to link once it has committed.
- *
- * $1 caseworker, $2 key, $3 request hash, $4 response (sealed like a form), $5 time of submission, $6–$19 the case, $20 caseworker's role,
- * $21–$23 the residence event, $24–$25 the transfer (null: none), $26–$28 the audit row.
- */
-const SUBMIT_STATEMENT = `
-  with claimed as (
-    insert into idempotency_keys (actor, key, request_hash, status_code, response_sealed, created_at)
-    values ($1::text, $2::text, $3::text, 201, $4::bytea, $5::timestamptz)
-    on conflict (actor, key) do nothing
-    returning actor
-  ), created as (
-    insert into cases (id, reference, side, partner_city, status, category, applicant_subject, applicant_index,
-      caseworker_id, form_sealed, household_size, household_subjects, residence, attestation, review_deadline,
-      review_deadline_provisional, partner_latest, decision, open_info_request, benefit_check, submitted_at, updated_at)
-    select $6::uuid, $7::text, 'outgoing', $8::text, $9::text, $10::text, $11::text, $12::bytea, $1::text, $13::bytea,
-      $14::integer, $15::text[], $16::jsonb, $17::text, $18::date, $19::boolean, null, null, null, null,
-      $5::timestamptz, $5::timestamptz
-    from claimed
-    returning id
-  ), events as (
-    insert into case_events (case_id, at, action, from_status, to_status, actor, role, detail)
-    select created.id, $5::timestamptz, event.action, event.from_status, event.to_status, event.actor, event.role,
-      event.detail
-    from created, (values (1, 'submit', null, 'submitted', $1::text, $20::text, null::jsonb),
-                          (2, $21::text, 'submitted', $22::text, 'system', 'system', $23::jsonb))
-      as event (n, action, from_status, to_status, actor, role, detail)
-    order by event.n
-  ), transfer as (
-    insert into outbox (id, case_id, to_city, type, ref, usr, body)
-    select $24::uuid, created.id, $8::text, 'case.transfer', $7::text, $1::text, $25::jsonb
-    from created where $24::uuid is not null
-  ), audited as (
-    insert into audit_log (at, actor, role, city, action, case_id, request_id, detail)
-    select $5::timestamptz, $1::text, $20::text, $26::text, 'application.submit', created.id, $27::text, $28::jsonb
-    from created
-  )
-  select count(*)::integer as created from claimed`
-
-/**
  * Submits an application in the residence city. Idempotent per caseworker and Idempotency-Key: the response is stored
  * with the key in the statement that writes the case, its events, the outbox row for case.transfer and the audit row,
  * and only the submission whose insert of the key succeeds writes the rest. Every repeat — concurrent, or a retry
  * after a crash between commit and response — gets the stored response, or 422 when its body differs.
  *
- * Built for the load of a city's caseworkers: one statement, prepared by name (a repeat adds a read of the stored
- * response), where a transaction of a dozen round trips built by the query builder made the submission CPU-bound. The
- * case id, times and the response are made here beforehand, by the very function a read of the case uses
+ * Built for the load of a city's caseworkers: the writes are one statement, prepared by name and shared with the
+ * submissions written at the same moment (submission-writer.ts; a repeat adds a read of the stored response), where a
+ * transaction of a dozen round trips built by the query builder made the submission CPU-bound. The case id, times and
+ * the response are made here beforehand, by the very function a read of the case uses
  * (caseViewOf), from the row as it is written, so the response equals a later GET of the case.
  */
 export async function submitApplication(
   context: CaseContext,
   actor: Actor,
-  callerToken: string,
   idempotencyKey: string,
   request: ApplicationRequest,
 ): Promise<{ statusCode: number; body: CaseView }> {
@@ -296,7 +250,6 @@ export async function submitApplication(
   let verification: VerificationResult
   try {
     verification = await context.residence.verify(
-      callerToken,
       { idNumber: applicantId, hukouCity: request.hukouCity },
       actor.requestId ?? randomUUID(),
     )
@@ -408,42 +361,20 @@ export async function submitApplication(
     }
   }
 
-  const at = now.toISOString()
-  const { rows } = await context.pool.query<{ created: number }>({
-    name: 'intake-submit',
-    text: SUBMIT_STATEMENT,
-    values: [
-      actor.id,
-      idempotencyKey,
-      requestHash,
-      sealForm(context.piiKey, view),
-      at,
-      row.id,
-      row.reference,
-      row.partner_city,
-      row.status,
-      row.category,
-      row.applicant_subject,
-      row.applicant_index,
-      row.form_sealed,
-      row.household_size,
-      row.household_subjects,
-      JSON.stringify(row.residence),
-      row.attestation,
-      row.review_deadline,
-      row.review_deadline_provisional,
-      actor.role,
-      action,
-      step.to,
-      JSON.stringify(verified),
-      transfer ? randomUUID() : null,
-      transfer ? JSON.stringify(transfer) : null,
-      context.city,
-      actor.requestId,
-      JSON.stringify({ status: step.to }),
-    ],
+  const written = await context.submissions.add({
+    actor: actor.id,
+    role: actor.role,
+    key: idempotencyKey,
+    requestHash,
+    responseSealed: sealForm(context.piiKey, view),
+    row,
+    action,
+    toStatus: step.to,
+    verified,
+    transfer: transfer ? { id: randomUUID(), body: transfer } : null,
+    requestId: actor.requestId,
   })
-  if (rows[0]?.created === 1) return { statusCode: 201, body: view }
+  if (written) return { statusCode: 201, body: view }
   // The key was taken meanwhile, by a concurrent submission that has committed by now (the insert waited for it).
   const earlier = await storedSubmission(context, actor.id, idempotencyKey)
   if (!earlier) throw new Error('an idempotency record vanished between two statements')

@@ -10,10 +10,7 @@ const IdParams = StrictObject({ id: Type.String({ format: 'uuid' }) })
 const tags = ['applications']
 
 /** The residence city's side: caseworkers submit applications and follow them. */
-export async function applicationRoutes(
-  app: FastifyInstance,
-  options: { context: CaseContext; relaySoon: () => void },
-) {
+export async function applicationRoutes(app: FastifyInstance, options: { context: CaseContext }) {
   const { context } = options
   const caseworker = app.authorize(['caseworker'])
 
@@ -48,16 +45,12 @@ export async function applicationRoutes(
       },
     },
     async (request, reply) => {
-      const token = (request.headers.authorization ?? '').slice(7)
       const outcome = await submitApplication(
         context,
         actorOf(request.caller as NonNullable<typeof request.caller>, 'caseworker', request.id),
-        token,
         request.headers['idempotency-key'],
         request.body,
       )
-      // The relay would pick the transfer up within its interval anyway; this only saves most of that wait.
-      options.relaySoon()
       return reply.status(outcome.statusCode).send(outcome.body)
     },
   )

@@ -1,5 +1,5 @@
-import { type QueueRegistry, queueOutbound, startPeriodicPass } from '@pilot/kit'
-import type { FederationQueues, PartnerMessageType } from '@pilot/schemas'
+import { type QueueRegistry, queueOutbound, queueOutboundFirst, startPeriodicPass } from '@pilot/kit'
+import type { FederationQueues, OutboundMessage, PartnerMessageType } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { startAuditChainer } from '../cases/audit.ts'
@@ -21,20 +21,24 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
       ref: string
       usr: string | null
       body: unknown
+      relayed_at: Date | null
     }>`
-      select id, to_city, type, ref, usr, body from outbox
+      select id, to_city, type, ref, usr, body, relayed_at from outbox
       where outcome is null and (relayed_at is null or relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
       order by created_at limit ${batch} for update skip locked`.execute(trx)
     if (rows.length === 0) return 0
-    for (const row of rows) {
-      await queueOutbound(context.queues, {
-        messageId: row.id,
-        to: row.to_city,
-        type: row.type as PartnerMessageType,
-        ref: row.ref,
-        ...(row.usr ? { usr: row.usr } : {}),
-        body: row.body,
-      })
+    const messageOf = (row: (typeof rows)[number]): OutboundMessage => ({
+      messageId: row.id,
+      to: row.to_city,
+      type: row.type as PartnerMessageType,
+      ref: row.ref,
+      ...(row.usr ? { usr: row.usr } : {}),
+      body: row.body,
+    })
+    // Rows never relayed go in one round trip; a resend checks its job first (queueOutbound re-adds a finished one).
+    await queueOutboundFirst(context.queues, rows.filter((row) => row.relayed_at === null).map(messageOf))
+    for (const row of rows.filter((row) => row.relayed_at !== null)) {
+      await queueOutbound(context.queues, messageOf(row))
     }
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
@@ -44,9 +48,6 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
     return rows.length
   })
 }
-
-/** How long a relay pass after a submission waits for others to join it (the transfer is asynchronous anyway). */
-const RELAY_SOON_MS = 20
 
 /**
  * The intake service's background work: the outbox relay, the audit-log chainer and the consumers of the gateway's
@@ -62,7 +63,7 @@ export function startIntakeWorkers(
     idempotencyRetentionDays: number
     jwksOf: JwksSource
   },
-): { relaySoon: () => void } {
+): void {
   const queues = app.queues as unknown as QueueRegistry<FederationQueues>
   queues.worker('federation.inbound', async (job) => {
     const outcome = await applyInbound(context, job.data, options.jwksOf)
@@ -77,17 +78,6 @@ export function startIntakeWorkers(
     options.relayIntervalMs,
     (error) => app.log.warn({ err: error.message }, 'outbox relay pass failed; the rows wait in PostgreSQL'),
   )
-  // A pass shortly after a submission, shared by every submission until then: a pass per submission (a transaction of
-  // four statements, holding a connection while it queues) was twice the round trips of the submission's own writes,
-  // and under load one pass now relays many rows. A pass already running may have read the outbox before these rows
-  // committed, so it is waited for and a new one run.
-  let soon: NodeJS.Timeout | undefined
-  const relaySoon = () => {
-    soon ??= setTimeout(() => {
-      soon = undefined
-      void relay.next()
-    }, RELAY_SOON_MS)
-  }
   const housekeeping = startIdempotencyHousekeeping(
     context.db,
     { piiKey: context.piiKey, retentionDays: options.idempotencyRetentionDays },
@@ -97,12 +87,10 @@ export function startIntakeWorkers(
     app.log.warn({ err: error.message }, 'audit chain pass failed; the rows stay unlinked until the next pass'),
   )
   app.addHook('onClose', async () => {
-    clearTimeout(soon)
     await relay.stop()
     await housekeeping.stop()
     // Link what this worker's own requests wrote, so a clean stop leaves no row unlinked for long.
     await chainer.stop()
     await chainer.now()
   })
-  return { relaySoon }
 }
