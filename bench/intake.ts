@@ -173,6 +173,8 @@ interface Target {
   url: string
   /** The processes whose CPU is counted for this target. */
   processes: () => Record<string, Child>
+  /** The service's /metrics, where it reports the sizes of its batches. */
+  metricsUrl?: string
   requests: Requests
 }
 
@@ -184,6 +186,21 @@ interface RunFigures extends LoadFigures {
   walKbPerRequest: number
   warmupRequests: number
   activity: ActivitySummary
+  /** Average items per batch during the run, by batcher (the service only). */
+  averageBatch: Record<string, number>
+}
+
+/** batch_size histogram sums and counts by batcher, from a service's /metrics. */
+async function batchTotals(metricsUrl: string | undefined): Promise<Record<string, { sum: number; count: number }>> {
+  if (!metricsUrl) return {}
+  const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text()
+  const totals: Record<string, { sum: number; count: number }> = {}
+  for (const match of text.matchAll(/^batch_size_(sum|count)\{[^}]*batcher="([^"]+)"[^}]*\} (\S+)$/gm)) {
+    const [, kind, batcher, value] = match as unknown as [string, 'sum' | 'count', string, string]
+    totals[batcher] ??= { sum: 0, count: 0 }
+    totals[batcher][kind] = Number(value)
+  }
+  return totals
 }
 
 const walPosition = async (admin: pg.Client): Promise<string> =>
@@ -211,9 +228,18 @@ async function measure(
   const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, child]) => [name, cpuSeconds(child.pid)]))
   const machineBefore = machineCpu()
   const walBefore = await walPosition(admin)
+  const batchesBefore = await batchTotals(target.metricsUrl)
   sampler.start()
   const figures = await load({ ...common, durationSeconds: options.durationSeconds })
   const activity = await sampler.stop()
+  const batchesAfter = await batchTotals(target.metricsUrl)
+  const averageBatch = Object.fromEntries(
+    Object.entries(batchesAfter).map(([batcher, after]) => {
+      const before = batchesBefore[batcher] ?? { sum: 0, count: 0 }
+      const count = after.count - before.count
+      return [batcher, count > 0 ? round((after.sum - before.sum) / count, 2) : 0]
+    }),
+  )
   const machineBusy = busyPercent(machineBefore, machineCpu())
   const requests = figures.ok + figures.non2xx
   const walBytes = Number(
@@ -230,7 +256,15 @@ async function measure(
     ]),
   )
   const walKbPerRequest = requests > 0 ? round(walBytes / 1024 / requests, 2) : Number.NaN
-  return { ...figures, cpuMsPerRequest, machineBusyPercent: machineBusy, walKbPerRequest, warmupRequests, activity }
+  return {
+    ...figures,
+    cpuMsPerRequest,
+    machineBusyPercent: machineBusy,
+    walKbPerRequest,
+    warmupRequests,
+    activity,
+    averageBatch,
+  }
 }
 
 interface Drain {
@@ -435,6 +469,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       service: {
         name: 'service',
         url: `${intake.url}/v1/applications`,
+        metricsUrl: `${intake.url}/metrics`,
         processes: () => ({
           intake: intake.child,
           residence: residence.child,
@@ -476,7 +511,10 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         runs[target.name].push(figures)
         log(
           `  ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, ` +
-            `non-2xx ${figures.non2xx}, errors ${figures.errors}, machine CPU ${figures.machineBusyPercent} %`,
+            `non-2xx ${figures.non2xx}, errors ${figures.errors}, machine CPU ${figures.machineBusyPercent} %` +
+            Object.entries(figures.averageBatch)
+              .map(([batcher, size]) => `, ${batcher} batches of ${size}`)
+              .join(''),
         )
         if (target.name === 'service') {
           const drained = await drain(client, outbound)
@@ -580,6 +618,12 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         title: 'Service CPU per submission by process (best run), ms',
         columns: ['process', 'CPU ms/req'],
         rows: cpuColumns.map((name) => [name, bestService.cpuMsPerRequest[name] ?? '']),
+      },
+      {
+        title:
+          'Average batch sizes in the intake service (best run): submissions per statement, verifications per call',
+        columns: ['batcher', 'items per batch'],
+        rows: Object.entries(bestService.averageBatch),
       },
       {
         title:

@@ -103,6 +103,12 @@ const TABLE: Record<ServiceName, Record<string, Route>> = {
       ok: 200,
       request: () => ({ json: { idNumber: stranger, hukouCity: OTHER } }),
     },
+    'POST /v1/residence/verifications:batch': {
+      // The city's intake service, asking for its caseworkers' submissions together.
+      roles: ['system'],
+      ok: 200,
+      request: () => ({ json: { requests: [{ idNumber: stranger, hukouCity: OTHER }] } }),
+    },
     'POST /v1/residence/evidence:import': {
       roles: ['operator'],
       ok: 200,

@@ -62,7 +62,12 @@ describe.each(SERVICES)('%s as a process', (service) => {
     })
     expect(response.status).toBe(404)
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/)
-    const logged = await readFile(env.LOG_FILE as string, 'utf8')
+    // The log is written asynchronously: wait (a bounded while) for the request's line to reach the file.
+    let logged = ''
+    for (let tries = 0; tries < 50 && !logged.includes('/v1/lookup/'); tries++) {
+      if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+      logged = await readFile(env.LOG_FILE as string, 'utf8')
+    }
     expect(logged).toContain('/v1/lookup/')
     expect(logged).not.toContain(ID_NUMBER)
     expect(logged).not.toContain(ID_NUMBER.slice(0, 17))

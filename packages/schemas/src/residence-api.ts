@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox'
-import { IsoDate, StrictObject } from './common.ts'
+import { IsoDate, Problem, StrictObject } from './common.ts'
 import { EvidenceKind } from './pilot-profile.ts'
 
 /** Reason codes of a residence verification. Stable: partner systems and caseworker screens branch on them. */
@@ -57,6 +57,47 @@ export const VerificationResult = StrictObject(
   { title: 'VerificationResult' },
 )
 export type VerificationResult = Static<typeof VerificationResult>
+
+/** The most verifications one batch may ask for. */
+export const VERIFICATION_BATCH_MAX = 100
+
+export const VerificationBatchRequest = StrictObject(
+  {
+    requests: Type.Array(VerificationRequest, {
+      minItems: 1,
+      maxItems: VERIFICATION_BATCH_MAX,
+      description: 'Each decided as POST /v1/residence/verifications would decide it',
+    }),
+  },
+  { title: 'VerificationBatchRequest' },
+)
+export type VerificationBatchRequest = Static<typeof VerificationBatchRequest>
+
+/**
+ * One object with one of two members rather than a union of two: the response serialiser would otherwise try each
+ * branch of a union against every item.
+ */
+export const VerificationBatchItem = StrictObject(
+  {
+    verification: Type.Optional(VerificationResult),
+    problem: Type.Optional(Problem),
+  },
+  {
+    title: 'VerificationBatchItem',
+    description:
+      'Either `verification`, or `problem`: why this one request could not be decided (the problem the single ' +
+      'route would have answered)',
+  },
+)
+export type VerificationBatchItem = Static<typeof VerificationBatchItem>
+
+export const VerificationBatchResult = StrictObject(
+  {
+    results: Type.Array(VerificationBatchItem, { description: 'One per request, in the order of the requests' }),
+  },
+  { title: 'VerificationBatchResult' },
+)
+export type VerificationBatchResult = Static<typeof VerificationBatchResult>
 
 export const ImportLineError = StrictObject({ line: Type.Integer({ minimum: 1 }), reason: Type.String() })
 

@@ -3,7 +3,7 @@ import { blindIndex } from '@pilot/kit'
 import type { CityProfile, PilotProfile, VerificationResult } from '@pilot/schemas'
 import { matchingHash, type Signer, signAttestation } from '@pilot/signing'
 import type pg from 'pg'
-import { findEvidence } from './db/evidence-repository.ts'
+import { findEvidence, findEvidenceOfMany, type StoredEvidence } from './db/evidence-repository.ts'
 import { decideResidence, RULE_VERSION } from './domain/three-month-rule.ts'
 
 export interface VerificationContext {
@@ -27,12 +27,39 @@ export async function verifyResidence(
   request: { idNumber: string; hukouCity: string; asOf: string },
   now = new Date(),
 ): Promise<VerificationResult> {
-  const policy = context.city.policy.residence
   const evidence = await findEvidence(
     context.pool,
     blindIndex(context.blindIndexKey, request.idNumber),
-    policy.countedEvidenceKinds,
+    context.city.policy.residence.countedEvidenceKinds,
   )
+  return decideAndSign(context, request, evidence, now)
+}
+
+/**
+ * Decides many verifications at once (the intake service batches the submissions that arrive together): one lookup
+ * for everyone's records, then each decided and signed as verifyResidence would.
+ */
+export async function verifyResidenceMany(
+  context: VerificationContext,
+  requests: { idNumber: string; hukouCity: string; asOf: string }[],
+  now = new Date(),
+): Promise<VerificationResult[]> {
+  const indexes = requests.map((request) => blindIndex(context.blindIndexKey, request.idNumber))
+  const byPerson = await findEvidenceOfMany(context.pool, indexes, context.city.policy.residence.countedEvidenceKinds)
+  return Promise.all(
+    requests.map((request, i) =>
+      decideAndSign(context, request, byPerson.get((indexes[i] as Buffer).toString('hex')) ?? [], now),
+    ),
+  )
+}
+
+async function decideAndSign(
+  context: VerificationContext,
+  request: { idNumber: string; hukouCity: string; asOf: string },
+  evidence: StoredEvidence[],
+  now: Date,
+): Promise<VerificationResult> {
+  const policy = context.city.policy.residence
   const decision = decideResidence({
     asOf: request.asOf,
     thisCity: context.city.id,

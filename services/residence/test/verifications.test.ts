@@ -238,4 +238,68 @@ describe('residence verification over HTTP', () => {
       })
     })
   })
+  describe("the batch route for the city's own services", () => {
+    const batch = async (requests: unknown[], bearer: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/residence/verifications:batch',
+        headers: { authorization: `Bearer ${bearer}` },
+        payload: { requests },
+      })
+
+    it('decides each request as the single route does, in order, and gives an invalid one its own problem', async () => {
+      const system = await token('shenzhen', ['system'])
+      const requests = [
+        { idNumber: person.monthEnd2021, hukouCity: 'zhongshan', asOf: '2022-02-28' },
+        { idNumber: `${person.nobody.slice(0, 17)}${person.nobody.endsWith('0') ? '1' : '0'}`, hukouCity: 'zhongshan' },
+        { idNumber: person.moved, hukouCity: 'zhongshan', asOf: '2023-08-01' },
+        { idNumber: person.nobody, hukouCity: 'zhongshan', asOf: '2099-01-01' },
+        { idNumber: person.monthEnd2021, hukouCity: 'zhongshan', asOf: '2022-02-27' },
+        { idNumber: person.rentalOnly, hukouCity: 'zhongshan', asOf: '2023-01-01' },
+      ]
+      const response = await batch(requests, system)
+      expect(response.statusCode).toBe(200)
+      const { results } = response.json()
+      expect(results).toHaveLength(requests.length)
+      // Each valid request answers what the single route answers, attestation aside (a new one is signed each time).
+      for (const index of [0, 2, 4, 5]) {
+        const request = requests[index] as { idNumber: string; hukouCity: string; asOf: string }
+        const { attestation, ...single } = await verify(request.idNumber, request.asOf, request.hukouCity)
+        expect(results[index].problem).toBeUndefined()
+        expect({ ...results[index].verification, attestation: undefined }).toEqual({
+          ...single,
+          attestation: undefined,
+        })
+        const jwks = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json()
+        await expect(verifyAttestation(results[index].verification.attestation, jwks)).resolves.toMatchObject({
+          eligible: single.eligible,
+          asOf: request.asOf,
+        })
+      }
+      expect(results[0].verification).toMatchObject({ eligible: true, qualifiesOn: '2022-02-28' })
+      expect(results[2].verification).toMatchObject({ eligible: false, reasons: ['not_resident_on_date'] })
+      expect(results[4].verification).toMatchObject({ eligible: false, reasons: ['residence_too_short'] })
+      expect(results[1]).toEqual({
+        problem: expect.objectContaining({
+          type: PROBLEM_TYPES.validation,
+          status: 400,
+          errors: [expect.objectContaining({ pointer: '/requests/1/idNumber' })],
+        }),
+      })
+      expect(results[3].problem).toMatchObject({ status: 400, detail: expect.stringContaining('/requests/3: asOf') })
+    })
+
+    it('is for services only: a caseworker is refused, and so is an empty or oversized batch', async () => {
+      const system = await token('shenzhen', ['system'])
+      const one = { idNumber: person.monthEnd2021, hukouCity: 'zhongshan' }
+      expect((await batch([one], caseworker)).statusCode).toBe(403)
+      expect((await batch([], system)).statusCode).toBe(400)
+      const tooMany = await batch(
+        Array.from({ length: 101 }, () => one),
+        system,
+      )
+      expect(tooMany.statusCode).toBe(400)
+      expect(tooMany.headers['content-type']).toContain('application/problem+json')
+    })
+  })
 })

@@ -71,3 +71,29 @@ export async function findEvidence(
   })
   return rows
 }
+
+/**
+ * The records of many people at once (a batch of verifications): one statement instead of one per person, served by the
+ * same index. Keyed by the hex of each person's blind index; a person without records has no entry.
+ */
+export async function findEvidenceOfMany(
+  pool: pg.Pool,
+  personIndexes: Buffer[],
+  kinds: readonly string[],
+): Promise<Map<string, StoredEvidence[]>> {
+  const { rows } = await pool.query<StoredEvidence & { person: string }>({
+    name: 'residence-find-evidence-many',
+    text: `select encode(person_index, 'hex') as person, kind, valid_from as "validFrom", valid_to as "validTo",
+             source_ref as "sourceRef"
+           from evidence where person_index = any($1::bytea[]) and kind = any($2::text[])
+           order by person_index, valid_from`,
+    values: [personIndexes, kinds],
+  })
+  const byPerson = new Map<string, StoredEvidence[]>()
+  for (const { person, ...evidence } of rows) {
+    const records = byPerson.get(person)
+    if (records) records.push(evidence)
+    else byPerson.set(person, [evidence])
+  }
+  return byPerson
+}
