@@ -83,14 +83,23 @@ export class ResidenceClient {
   }
 
   async #verifyBatch(items: VerifyItem[]): Promise<VerificationBatchItem[]> {
-    const { results } = await this.post<VerificationBatchResult>(
-      '/v1/residence/verifications:batch',
-      await this.identity.token(),
-      { requests: items.map((item) => item.request) },
-      // The residence service logs the batch under its first submission's request id.
-      (items[0] as VerifyItem).requestId,
-    )
-    return results
+    try {
+      const { results } = await this.post<VerificationBatchResult>(
+        '/v1/residence/verifications:batch',
+        await this.identity.token(),
+        { requests: items.map((item) => item.request) },
+        // The residence service logs the batch under its first submission's request id.
+        (items[0] as VerifyItem).requestId,
+      )
+      return results
+    } catch (error) {
+      // The residence service refusing this service's own token is a deployment fault (a key not in the IdP's JWKS),
+      // not the caseworker's: they are told the service is unavailable, not that they are unauthorised.
+      if (error instanceof HttpProblem && (error.status === 401 || error.status === 403)) {
+        throw unavailable(`the residence service refused this service's token (${error.status})`)
+      }
+      throw error
+    }
   }
 
   /** Whether a person (by matching hash) is registered in this city: asked by the worker for itself. */
