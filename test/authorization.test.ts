@@ -2,12 +2,11 @@ import { createHmac, createPrivateKey, sign } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { devAudience, devIssuer, generateEs256Jwk } from '@pilot/kit'
-import { checkCharacter } from '@pilot/schemas'
 import { repoRoot, testSecretsDir, token } from '@pilot/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, submitApplication } from './support/fixtures.ts'
+import { applicationBody, idNumber, submitApplication } from './support/fixtures.ts'
 import type { ServiceName } from './support/profile.ts'
 
 /**
@@ -25,7 +24,6 @@ const SERVICES: readonly ServiceName[] = ['residence', 'intake', 'gateway']
 const HOME = 'shenzhen'
 const OTHER = 'zhongshan'
 
-const idNumber = (first17: string) => first17 + checkCharacter(first17)
 /** Lives in Shenzhen (evidence seeded below), registered nowhere: the transfer to Zhongshan becomes a refused case. */
 const resident = idNumber('44200019800101123')
 /** No residence evidence anywhere: an application for them is residence_rejected at once and never changes. */

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { devSecretsEnv } from '@pilot/kit'
-import { checkCharacter } from '@pilot/schemas'
 import {
   generateSigningKey,
   matchingHash,
@@ -22,13 +21,13 @@ import { call, eventually, startCities, stopCities, type TestCity } from './supp
 import {
   applicationBody,
   deliverAndApply,
+  idNumber,
   importFeed,
   redriveDead,
   submitApplication,
   withDeadDeliveries,
 } from './support/fixtures.ts'
 
-const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const registeredInZhongshan = idNumber('44200019800101123')
 const notRegistered = idNumber('44200019810202456')
 const spouse = idNumber('44200019820303789')

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { devSecretsEnv } from '@pilot/kit'
-import { checkCharacter } from '@pilot/schemas'
 import { matchingHash, Signer } from '@pilot/signing'
 import { testSecretsDir } from '@pilot/testing'
 import pg from 'pg'
@@ -10,13 +9,13 @@ import { call, eventually, startCities, stopCities, type TestCity } from './supp
 import {
   applicationBody,
   deliverAndApply,
+  idNumber,
   importFeed,
   redriveDead,
   submitApplication,
   withDeadDeliveries,
 } from './support/fixtures.ts'
 
-const idNumber = (first17: string) => first17 + checkCharacter(first17)
 // P: registered in Zhuhai and, later, also in Zhongshan; lives in Shenzhen. S: P's spouse, registered in Zhuhai.
 const person = { idNumber: idNumber('44040219750315123'), name: '黄志强', phone: '13912345678' }
 const spouse = { idNumber: idNumber('44040219770420246'), name: '吴秀英', phone: '13787654321' }

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { type QueueRegistry, queueOutbound } from '@pilot/kit'
-import { checkCharacter, type FederationQueues, type OutboundMessage } from '@pilot/schemas'
+import type { FederationQueues, OutboundMessage } from '@pilot/schemas'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { call, eventually, startCities, stopCities, type TestCity } from './support/cities.ts'
-import { applicationBody, importFeed, submitApplication } from './support/fixtures.ts'
+import { applicationBody, idNumber, importFeed, submitApplication } from './support/fixtures.ts'
 
-const idNumber = (first17: string) => first17 + checkCharacter(first17)
 const applicant = idNumber('44200019850505123')
 
 /**

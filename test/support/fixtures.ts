@@ -1,6 +1,10 @@
+import { checkCharacter } from '@pilot/schemas'
 import pg from 'pg'
 import { expect } from 'vitest'
 import { call, eventually, type TestCity } from './cities.ts'
+
+/** A valid identity number: the first 17 characters and their GB 11643 check character. */
+export const idNumber = (first17: string) => first17 + checkCharacter(first17)
 
 /** Who applies, as an application names them; every field but the identity number has a test default. */
 export interface Applicant {

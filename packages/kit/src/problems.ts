@@ -21,6 +21,11 @@ export class HttpProblem extends Error {
     this.title = title
     this.extensions = extensions
   }
+
+  /** The problem document this error is answered with (RFC 9457 members and its extensions). */
+  asProblem(): Problem & Record<string, unknown> {
+    return { ...this.extensions, type: this.type, title: this.title, status: this.status, detail: this.message }
+  }
 }
 
 export const problems = {
@@ -109,9 +114,7 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { type: string; title: string }> = {
 }
 
 function toProblem(error: FastifyError, request: FastifyRequest): Problem & Record<string, unknown> {
-  if (error instanceof HttpProblem) {
-    return { ...error.extensions, type: error.type, title: error.title, status: error.status, detail: error.message }
-  }
+  if (error instanceof HttpProblem) return error.asProblem()
   if (error.validation) {
     const part = error.validationContext ?? 'body'
     const errors = validationIssues(part, error.validation as SchemaError[])

@@ -51,7 +51,6 @@ function write(n: number, overrides: Partial<SubmissionWrite> = {}): SubmissionW
       updated_at: at,
     },
     action: 'residence_verified',
-    toStatus: 'queued',
     verified: { reasons: [], residenceSince: '2024-01-01' },
     transfer: { id: randomUUID(), body: { n, applicant: { subject: `subject-${n}` } } },
     requestId: `request-${n}`,
@@ -81,16 +80,22 @@ describe('the submission writer', () => {
     await db.destroy()
   })
 
-  const queuedIds = async () =>
-    (await queues.queue('federation.outbound').getJobs(['waiting', 'delayed'])).map((job) => job.id)
-
-  it('writes what arrives during a statement together, a key once, and hands the transfers over after commit', async () => {
+  /** A writer with one statement in flight, and the size of each batch it sends. */
+  const writerOneStatementAtATime = () => {
     const sizes: number[] = []
     const writer = createSubmissionWriter(pool, queues, 'shenzhen', noLog, {
       concurrency: 1,
       maxSize: 64,
       onBatch: (size) => sizes.push(size),
     })
+    return { writer, sizes }
+  }
+
+  const queuedIds = async () =>
+    (await queues.queue('federation.outbound').getJobs(['waiting', 'delayed'])).map((job) => job.id)
+
+  it('writes what arrives during a statement together, a key once, and hands the transfers over after commit', async () => {
+    const { writer, sizes } = writerOneStatementAtATime()
     const writes = [write(1), write(2), write(3), write(4)]
     // The same caseworker and key as the second, in the same batch: only the first of the two is written.
     const repeat = write(5, { key: (writes[1] as SubmissionWrite).key })
@@ -132,12 +137,7 @@ describe('the submission writer', () => {
   })
 
   it('fails only the submission PostgreSQL refuses when it shares a statement with others', async () => {
-    const sizes: number[] = []
-    const writer = createSubmissionWriter(pool, queues, 'shenzhen', noLog, {
-      concurrency: 1,
-      maxSize: 64,
-      onBatch: (size) => sizes.push(size),
-    })
+    const { writer, sizes } = writerOneStatementAtATime()
     const taken = write(10)
     expect(await writer.add(taken)).toBe(true)
     // Same reference as a case already written: the unique (side, reference) refuses it, and so its whole statement.

@@ -10,9 +10,9 @@ import {
   problemType,
   todayIn,
 } from '@pilot/schemas'
-import { type Selectable, sql, type Transaction } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import type { Static } from 'typebox'
-import type { BenefitCheckState, CaseTable, IntakeDatabase, StoredBenefitMatch } from '../db/schema.ts'
+import type { BenefitCheckState, CaseRow, IntakeDatabase, StoredBenefitMatch } from '../db/schema.ts'
 import { isFinal } from '../domain/lifecycle.ts'
 import { appendAudit, partnerAudit } from './audit.ts'
 import type { Actor, CaseContext } from './context.ts'
@@ -26,7 +26,6 @@ import { firstTime, loadCase, recordEvent, writeOutbox } from './workflows.ts'
  */
 
 type Trx = Transaction<IntakeDatabase>
-type CaseRow = Selectable<CaseTable>
 type Match = Static<typeof BenefitMatch>
 
 export const BENEFIT_CHECK_PROBLEMS = {

@@ -1,7 +1,6 @@
 import { type CaseTransferBody, type CityId, todayIn } from '@pilot/schemas'
-import type { Selectable } from 'kysely'
 import type { Static } from 'typebox'
-import type { CaseTable } from '../db/schema.ts'
+import type { CaseRow } from '../db/schema.ts'
 import { assessCase, type BenefitAssessment, NoPolicyInForce } from '../domain/benefits.ts'
 import type { CaseContext } from './context.ts'
 import { openForm } from './sealing.ts'
@@ -11,7 +10,7 @@ import { openForm } from './sealing.ts'
  * reviewer is advised to decide. Computed on read from the transferred form, so it always reflects the policy in
  * force on the day of the decision. Null when no policy covers that day.
  */
-export function recommendationFor(context: CaseContext, row: Selectable<CaseTable>): BenefitAssessment | null {
+export function recommendationFor(context: CaseContext, row: CaseRow): BenefitAssessment | null {
   if (row.side !== 'incoming') return null
   const form = openForm<Static<typeof CaseTransferBody>>(context.piiKey, row.form_sealed)
   try {

@@ -1,10 +1,7 @@
 import { type Batcher, createBatcher, type QueueRegistry, queueOutboundFirst } from '@pilot/kit'
 import type { FederationQueues, OutboundMessage } from '@pilot/schemas'
-import type { Selectable } from 'kysely'
 import type pg from 'pg'
-import type { CaseTable } from '../db/schema.ts'
-
-type CaseRow = Selectable<CaseTable>
+import type { CaseRow } from '../db/schema.ts'
 
 /** Everything one submission writes, worked out before it is written (the response is built from the same values). */
 export interface SubmissionWrite {
@@ -17,9 +14,8 @@ export interface SubmissionWrite {
   responseSealed: Buffer
   /** The case row exactly as it is written. */
   row: CaseRow
-  /** The residence decision's event: its action, the status it leads to, and its detail. */
+  /** The residence decision's event: its action and detail (the status it leads to is the row's). */
   action: string
-  toStatus: string
   verified: object
   /** The case.transfer outbox row, when the decision sends one. */
   transfer: { id: string; body: object } | null
@@ -48,12 +44,12 @@ const SUBMIT_BATCH_STATEMENT = `
   with input as (
     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[], $7::uuid[],
       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], $15::integer[],
-      $16::jsonb[], $17::jsonb[], $18::text[], $19::date[], $20::boolean[], $21::text[], $22::text[], $23::jsonb[],
-      $24::uuid[], $25::jsonb[], $26::text[], $27::jsonb[])
+      $16::jsonb[], $17::jsonb[], $18::text[], $19::date[], $20::boolean[], $21::text[], $22::jsonb[], $23::uuid[],
+      $24::jsonb[], $25::text[])
       with ordinality as input (actor, role, key, request_hash, response_sealed, at, id, reference, partner_city, status,
         category, applicant_subject, applicant_index, form_sealed, household_size, household_subjects, residence,
-        attestation, review_deadline, review_deadline_provisional, action, to_status, verified, transfer_id, transfer,
-        request_id, audit_detail, n)
+        attestation, review_deadline, review_deadline_provisional, action, verified, transfer_id, transfer, request_id,
+        n)
   ), claimed as (
     insert into idempotency_keys (actor, key, request_hash, status_code, response_sealed, created_at)
     select actor, key, request_hash, 201, response_sealed, at from input order by n
@@ -78,7 +74,7 @@ const SUBMIT_BATCH_STATEMENT = `
       event.detail
     from accepted cross join lateral (
       values (1, 'submit', null, 'submitted', accepted.actor, accepted.role, null::jsonb),
-             (2, accepted.action, 'submitted', accepted.to_status, 'system', 'system', accepted.verified)
+             (2, accepted.action, 'submitted', accepted.status, 'system', 'system', accepted.verified)
     ) as event (n, action, from_status, to_status, actor, role, detail)
     order by accepted.n, event.n
   ), transfer as (
@@ -87,7 +83,7 @@ const SUBMIT_BATCH_STATEMENT = `
     from accepted where transfer_id is not null
   ), audited as (
     insert into audit_log (at, actor, role, city, action, case_id, request_id, detail)
-    select at, actor, role, $28::text, 'application.submit', id, request_id, audit_detail
+    select at, actor, role, $26::text, 'application.submit', id, request_id, jsonb_build_object('status', status)
     from accepted order by n
   )
   select id from created`
@@ -117,12 +113,10 @@ function parametersOf(batch: SubmissionWrite[], city: string): unknown[] {
     column((w) => w.row.review_deadline),
     column((w) => w.row.review_deadline_provisional),
     column((w) => w.action),
-    column((w) => w.toStatus),
     column((w) => JSON.stringify(w.verified)),
     column((w) => w.transfer?.id ?? null),
     column((w) => (w.transfer ? JSON.stringify(w.transfer.body) : null)),
     column((w) => w.requestId),
-    column((w) => JSON.stringify({ status: w.toStatus })),
     city,
   ]
 }

@@ -1,13 +1,12 @@
 import { type CaseView, compareDates, maskIdNumber, todayIn } from '@pilot/schemas'
 import type { Selectable } from 'kysely'
-import type { CaseEventTable, CaseTable } from '../db/schema.ts'
+import type { CaseEventTable, CaseRow } from '../db/schema.ts'
 import { allowedActions, isFinal } from '../domain/lifecycle.ts'
 import { benefitCheckView, mayResolveMatches } from './benefit-check.ts'
 import type { CaseContext } from './context.ts'
 import { recommendationFor } from './recommendation.ts'
 import { openForm } from './sealing.ts'
 
-type CaseRow = Selectable<CaseTable>
 type EventRow = Selectable<CaseEventTable>
 
 export interface ApplicantForm {

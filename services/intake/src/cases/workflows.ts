@@ -13,9 +13,9 @@ import {
   validateIdNumber,
 } from '@pilot/schemas'
 import { canonicalJson, matchingHash } from '@pilot/signing'
-import type { Selectable, Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Static } from 'typebox'
-import type { CaseTable, IntakeDatabase } from '../db/schema.ts'
+import type { CaseRow, IntakeDatabase } from '../db/schema.ts'
 import { type Action, nextStatus } from '../domain/lifecycle.ts'
 import type { WorkingDayCalendar } from '../domain/working-days.ts'
 import { appendAudit } from './audit.ts'
@@ -24,7 +24,6 @@ import { openForm, sealForm } from './sealing.ts'
 import { caseView, caseViewOf, type EventFields } from './views.ts'
 
 type Trx = Transaction<IntakeDatabase>
-type CaseRow = Selectable<CaseTable>
 
 export const INTAKE_PROBLEMS = {
   idempotencyMismatch: problemType('idempotency-key-reused'),
@@ -278,7 +277,7 @@ export async function submitApplication(
     reference,
     side: 'outgoing',
     partner_city: request.hukouCity,
-    status: verification.eligible ? 'queued' : 'residence_rejected',
+    status: step.to,
     category: request.category,
     applicant_subject: subject,
     applicant_index: blindIndex(context.blindIndexKey, applicantId),
@@ -369,7 +368,6 @@ export async function submitApplication(
     responseSealed: sealForm(context.piiKey, view),
     row,
     action,
-    toStatus: step.to,
     verified,
     transfer: transfer ? { id: randomUUID(), body: transfer } : null,
     requestId: actor.requestId,

@@ -78,28 +78,18 @@ export class ResidenceClient {
     const item = await this.#verifications.add({ request, requestId })
     if (item.verification) return item.verification
     if (!item.problem) throw new Error('the residence service answered a batch item with neither result nor problem')
-    const { status, type, title, detail, errors } = item.problem
-    throw new HttpProblem(status, type, title, detail ?? title, errors ? { errors } : {})
+    throw refusal(item.problem.status, item.problem)
   }
 
   async #verifyBatch(items: VerifyItem[]): Promise<VerificationBatchItem[]> {
-    try {
-      const { results } = await this.post<VerificationBatchResult>(
-        '/v1/residence/verifications:batch',
-        await this.identity.token(),
-        { requests: items.map((item) => item.request) },
-        // The residence service logs the batch under its first submission's request id.
-        (items[0] as VerifyItem).requestId,
-      )
-      return results
-    } catch (error) {
-      // The residence service refusing this service's own token is a deployment fault (a key not in the IdP's JWKS),
-      // not the caseworker's: they are told the service is unavailable, not that they are unauthorised.
-      if (error instanceof HttpProblem && (error.status === 401 || error.status === 403)) {
-        throw unavailable(`the residence service refused this service's token (${error.status})`)
-      }
-      throw error
-    }
+    const { results } = await this.post<VerificationBatchResult>(
+      '/v1/residence/verifications:batch',
+      await this.identity.token(),
+      { requests: items.map((item) => item.request) },
+      // The residence service logs the batch under its first submission's request id.
+      (items[0] as VerifyItem).requestId,
+    )
+    return results
   }
 
   /** Whether a person (by matching hash) is registered in this city: asked by the worker for itself. */
@@ -188,17 +178,28 @@ export class ResidenceClient {
 /** The answer's body for a 2xx; otherwise the HttpProblem the caller gets. */
 function answer<T>(status: number, text: string): T {
   if (status >= 200 && status < 300) return JSON.parse(text) as T
-  let problem: { type?: string; title?: string; detail?: string; errors?: unknown } = {}
+  if (status >= 500 || status === 429) {
+    throw unavailable(`the residence service answered ${status}`)
+  }
+  // Every call is made with this service's own token: the residence service refusing it is a deployment fault (a key
+  // not in the IdP's JWKS), not the caseworker's, who is told the service is unavailable rather than unauthorised.
+  if (status === 401 || status === 403) {
+    throw unavailable(`the residence service refused this service's token (${status})`)
+  }
+  let problem: ResidenceProblem = {}
   try {
     problem = JSON.parse(text) ?? {}
   } catch {
     // Not JSON: the status alone says what happened.
   }
-  if (status >= 500 || status === 429) {
-    throw unavailable(`the residence service answered ${status}`)
-  }
-  // The residence service's own refusal (a field it rejects) is the caller's to fix: pass it on as it is.
-  throw new HttpProblem(
+  throw refusal(status, problem)
+}
+
+type ResidenceProblem = { type?: string; title?: string; detail?: string; errors?: unknown }
+
+/** The residence service's own refusal (a field it rejects) is the caller's to fix: passed on as it is. */
+function refusal(status: number, problem: ResidenceProblem): HttpProblem {
+  return new HttpProblem(
     status,
     problem.type ?? PROBLEM_TYPES.badRequest,
     problem.title ?? 'Refused by the residence service',

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated } from 'kysely'
+import type { ColumnType, Generated, Selectable } from 'kysely'
 
 export type CaseSide = 'outgoing' | 'incoming'
 type Json<T> = ColumnType<T, string, string>
@@ -13,6 +13,9 @@ export interface IntakeDatabase {
   inbound_processed: InboundProcessedTable
   audit_log: AuditTable
 }
+
+/** A case as read back (and as a submission writes it). */
+export type CaseRow = Selectable<CaseTable>
 
 export interface CaseTable {
   id: Generated<string>

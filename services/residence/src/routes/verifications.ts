@@ -73,16 +73,7 @@ export async function verificationRoutes(
       return {
         results: checked.map((one) =>
           one instanceof HttpProblem
-            ? {
-                problem: {
-                  ...one.extensions,
-                  type: one.type,
-                  title: one.title,
-                  status: one.status,
-                  detail: one.message,
-                  requestId: request.id,
-                },
-              }
+            ? { problem: { ...one.asProblem(), requestId: request.id } }
             : { verification: decided[next++] as VerificationResult },
         ),
       }
