@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createRedis, devSecretsEnv } from '@pilot/kit'
+import { createRedis, devSecretsEnv, unlinkKeysUnder } from '@pilot/kit'
 import type { ServiceName } from '@pilot/schemas'
 import pg from 'pg'
 import { parse, stringify } from 'yaml'
@@ -142,18 +142,11 @@ export async function removeRedisKeys(prefix: string): Promise<number> {
   if (!prefix.startsWith('bench:')) throw new Error(`refusing to remove Redis keys under ${prefix}`)
   const redis = createRedis({ url: redisUrl(), purpose: 'command', connectionName: 'bench-cleanup' })
   await redis.connect()
-  let removed = 0
   try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) removed += await redis.unlink(...keys)
-    } while (cursor !== '0')
+    return await unlinkKeysUnder(redis, prefix)
   } finally {
     redis.disconnect()
   }
-  return removed
 }
 
 /** A short random tag, so that each run's Redis keys and database rows are its own. */

@@ -13,7 +13,14 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createRedis, devSecretsEnv, ensureDevSecrets, loadPilotProfile, mintDevToken } from '@pilot/kit'
+import {
+  createRedis,
+  devSecretsEnv,
+  ensureDevSecrets,
+  loadPilotProfile,
+  mintDevToken,
+  unlinkKeysUnder,
+} from '@pilot/kit'
 import { type CityProfile, SERVICE_NAMES } from '@pilot/schemas'
 import pg from 'pg'
 import { demoEvidence, demoRegistrations } from './demo-data.ts'
@@ -96,12 +103,7 @@ async function removeRedisKeys(prefix: string): Promise<void> {
   const redis = createRedis({ url: redisUrl, purpose: 'command', connectionName: 'pilot-reset' })
   await redis.connect()
   try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
+    await unlinkKeysUnder(redis, prefix)
   } finally {
     redis.disconnect()
   }

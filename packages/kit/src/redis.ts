@@ -22,6 +22,21 @@ export interface RedisConnectionOptions {
   connectionName?: string
 }
 
+/**
+ * Deletes every key under `prefix:` (a city's queues, a test's or a benchmark's keys), scanning rather than KEYS so a
+ * large Redis is not blocked; answers how many were deleted.
+ */
+export async function unlinkKeysUnder(redis: Redis, prefix: string): Promise<number> {
+  let removed = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) removed += await redis.unlink(...keys)
+  } while (cursor !== '0')
+  return removed
+}
+
 export function createRedis(options: RedisConnectionOptions): Redis {
   const common: RedisOptions = {
     lazyConnect: true,

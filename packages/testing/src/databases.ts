@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { unlinkKeysUnder } from '@pilot/kit'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 
@@ -41,12 +42,7 @@ export async function clearRedisPrefix(redisUrl: string, prefix: string): Promis
   redis.on('error', () => {})
   try {
     await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
+    await unlinkKeysUnder(redis, prefix)
   } finally {
     redis.disconnect()
   }
