@@ -1,4 +1,12 @@
-import { type Batcher, createBatcher, type QueueRegistry, queueOutboundFirst } from '@pilot/kit'
+import {
+  type Batcher,
+  type BinaryElementType,
+  type BinaryElementValue,
+  binaryArray,
+  createBatcher,
+  type QueueRegistry,
+  queueOutboundFirst,
+} from '@pilot/kit'
 import type { FederationQueues, OutboundMessage } from '@pilot/schemas'
 import type pg from 'pg'
 import type { CaseRow } from '../db/schema.ts'
@@ -88,35 +96,41 @@ const SUBMIT_BATCH_STATEMENT = `
   )
   select id from created`
 
-/** The batch statement's parameters: one array per column, one element per submission. */
+/**
+ * The batch statement's parameters: one array per column, one element per submission, each in PostgreSQL's binary
+ * array format (kit's binaryArray; the types match the casts in the statement, which PostgreSQL checks).
+ */
 function parametersOf(batch: SubmissionWrite[], city: string): unknown[] {
-  const column = <V>(value: (write: SubmissionWrite) => V) => batch.map(value)
+  const column = <T extends BinaryElementType>(
+    type: T,
+    value: (write: SubmissionWrite) => BinaryElementValue[T] | null,
+  ) => binaryArray(type, batch.map(value))
   return [
-    column((w) => w.actor),
-    column((w) => w.role),
-    column((w) => w.key),
-    column((w) => w.requestHash),
-    column((w) => w.responseSealed),
-    column((w) => w.row.submitted_at.toISOString()),
-    column((w) => w.row.id),
-    column((w) => w.row.reference),
-    column((w) => w.row.partner_city),
-    column((w) => w.row.status),
-    column((w) => w.row.category),
-    column((w) => w.row.applicant_subject),
-    column((w) => w.row.applicant_index),
-    column((w) => w.row.form_sealed),
-    column((w) => w.row.household_size),
-    column((w) => JSON.stringify(w.row.household_subjects)),
-    column((w) => JSON.stringify(w.row.residence)),
-    column((w) => w.row.attestation),
-    column((w) => w.row.review_deadline),
-    column((w) => w.row.review_deadline_provisional),
-    column((w) => w.action),
-    column((w) => JSON.stringify(w.verified)),
-    column((w) => w.transfer?.id ?? null),
-    column((w) => (w.transfer ? JSON.stringify(w.transfer.body) : null)),
-    column((w) => w.requestId),
+    column('text', (w) => w.actor),
+    column('text', (w) => w.role),
+    column('text', (w) => w.key),
+    column('text', (w) => w.requestHash),
+    column('bytea', (w) => w.responseSealed),
+    column('timestamptz', (w) => w.row.submitted_at),
+    column('uuid', (w) => w.row.id),
+    column('text', (w) => w.row.reference),
+    column('text', (w) => w.row.partner_city),
+    column('text', (w) => w.row.status),
+    column('text', (w) => w.row.category),
+    column('text', (w) => w.row.applicant_subject),
+    column('bytea', (w) => w.row.applicant_index),
+    column('bytea', (w) => w.row.form_sealed),
+    column('int4', (w) => w.row.household_size),
+    column('jsonb', (w) => JSON.stringify(w.row.household_subjects)),
+    column('jsonb', (w) => JSON.stringify(w.row.residence)),
+    column('text', (w) => w.row.attestation),
+    column('date', (w) => w.row.review_deadline),
+    column('bool', (w) => w.row.review_deadline_provisional),
+    column('text', (w) => w.action),
+    column('jsonb', (w) => JSON.stringify(w.verified)),
+    column('uuid', (w) => w.transfer?.id ?? null),
+    column('jsonb', (w) => (w.transfer ? JSON.stringify(w.transfer.body) : null)),
+    column('text', (w) => w.requestId),
     city,
   ]
 }

@@ -1,3 +1,4 @@
+import { binaryArray } from '@pilot/kit'
 import type { EvidenceKind } from '@pilot/schemas'
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type pg from 'pg'
@@ -87,7 +88,8 @@ export async function findEvidenceOfMany(
              source_ref as "sourceRef"
            from evidence where person_index = any($1::bytea[]) and kind = any($2::text[])
            order by person_index, valid_from`,
-    values: [personIndexes, kinds],
+    // Binary arrays: no hex-escaped array literal to build here or to parse in PostgreSQL (see kit's binaryArray).
+    values: [binaryArray('bytea', personIndexes), binaryArray('text', kinds)],
   })
   const byPerson = new Map<string, StoredEvidence[]>()
   for (const { person, ...evidence } of rows) {
