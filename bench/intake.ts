@@ -42,6 +42,7 @@ import {
   best,
   busyPercent,
   type Child,
+  CommandCpuMeter,
   cpuSeconds,
   freePort,
   type LoadFigures,
@@ -71,7 +72,7 @@ const CITY = 'shenzhen'
 const HUKOU = 'zhongshan'
 const DATABASES = { [CITY]: 'bench_intake_shenzhen', [HUKOU]: 'bench_intake_zhongshan' }
 /** Applicants with residence evidence; each request takes the next one, so none is asked for twice in a run. */
-const APPLICANTS = 40_000
+const APPLICANTS = 100_000
 /** Household members are other people: person p's spouse is person p + SPOUSE_OFFSET (no evidence needed). */
 const SPOUSE_OFFSET = 1_000_000
 const CONNECTIONS = 50
@@ -79,7 +80,13 @@ const CONNECTIONS = 50
 const CASEWORKERS = 50
 /** The service's default DATABASE_POOL_MAX; the baseline gets the same. */
 const POOL_SIZE = 10
-const DRAIN_TIMEOUT_MS = 180_000
+/** A run of about 2,000 submissions a second leaves some 35,000 transfers; delivery runs at 200–250 a second. */
+const DRAIN_TIMEOUT_MS = 360_000
+
+/** Rounds of (baseline, service); fewer only to try something out quickly, the recorded figures use two. */
+const ROUNDS = Number(process.env.BENCH_INTAKE_ROUNDS ?? 2)
+/** The intake service's tuning knobs, passed through when set, to try other values without editing the bench. */
+const INTAKE_KNOBS = ['SUBMISSION_WRITE_CONCURRENCY', 'RESIDENCE_VERIFY_CONCURRENCY', 'DATABASE_POOL_MAX']
 
 const TARGET_RATIO = 0.35
 const TARGET_P99_MS = 100
@@ -181,6 +188,8 @@ interface Target {
 interface RunFigures extends LoadFigures {
   /** CPU ms per request of each process (user + system), and of the machine (all cores, everything). */
   cpuMsPerRequest: Record<string, number>
+  /** CPU ms per request of what both targets share: PostgreSQL (every backend), Redis and the load generator. */
+  sharedCpuMsPerRequest: Record<string, number>
   machineBusyPercent: number
   /** PostgreSQL write-ahead log written during the run, per request (the whole cluster: everything else is idle). */
   walKbPerRequest: number
@@ -201,6 +210,25 @@ async function batchTotals(metricsUrl: string | undefined): Promise<Record<strin
     totals[batcher][kind] = Number(value)
   }
   return totals
+}
+
+/** Measures the CPU of what both targets share; the load generator is this process (autocannon runs in it). */
+function sharedCpuMeter(): { stop: () => Record<string, number> } {
+  const postgres = new CommandCpuMeter('postgres')
+  const redis = new CommandCpuMeter('redis-server')
+  postgres.start()
+  redis.start()
+  const own = process.cpuUsage()
+  return {
+    stop: () => {
+      const used = process.cpuUsage(own)
+      return {
+        'PostgreSQL (every backend)': postgres.stop(),
+        Redis: redis.stop(),
+        'load generator (autocannon, this process)': (used.user + used.system) / 1e6,
+      }
+    },
+  }
 }
 
 const walPosition = async (admin: pg.Client): Promise<string> =>
@@ -230,7 +258,9 @@ async function measure(
   const walBefore = await walPosition(admin)
   const batchesBefore = await batchTotals(target.metricsUrl)
   sampler.start()
+  const shared = sharedCpuMeter()
   const figures = await load({ ...common, durationSeconds: options.durationSeconds })
+  const sharedSeconds = shared.stop()
   const activity = await sampler.stop()
   const batchesAfter = await batchTotals(target.metricsUrl)
   const averageBatch = Object.fromEntries(
@@ -255,10 +285,17 @@ async function measure(
       requests > 0 ? round(((cpuSeconds(child.pid) - (cpuBefore[name] ?? 0)) * 1000) / requests, 3) : Number.NaN,
     ]),
   )
+  const sharedCpuMsPerRequest = Object.fromEntries(
+    Object.entries(sharedSeconds).map(([name, seconds]) => [
+      name,
+      requests > 0 ? round((seconds * 1000) / requests, 3) : Number.NaN,
+    ]),
+  )
   const walKbPerRequest = requests > 0 ? round(walBytes / 1024 / requests, 2) : Number.NaN
   return {
     ...figures,
     cpuMsPerRequest,
+    sharedCpuMsPerRequest,
     machineBusyPercent: machineBusy,
     walKbPerRequest,
     warmupRequests,
@@ -411,7 +448,13 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       }),
     )
     services.push(hukouGateway)
-    const intakeEnv = envFor(CITY, 'intake', ports.intake)
+    const knobs = Object.fromEntries(
+      INTAKE_KNOBS.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+    )
+    if (Object.keys(knobs).length > 0) {
+      notes.push(`Intake service settings from the environment: ${JSON.stringify(knobs)}.`)
+    }
+    const intakeEnv = envFor(CITY, 'intake', ports.intake, knobs)
     let intake = await startService('intake', 'intake', intakeEnv)
     services.push(intake)
     const client = await connect(cityUrl)
@@ -503,7 +546,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
 
     const runs: Record<Target['name'], RunFigures[]> = { baseline: [], service: [] }
     const drains: Drain[] = []
-    for (let round = 1; round <= 2; round++) {
+    for (let round = 1; round <= ROUNDS; round++) {
       for (const target of [targets.baseline, targets.service]) {
         log(`load: ${target.name}, round ${round} (${options.warmupSeconds} s warm-up, ${options.durationSeconds} s)`)
         if (target.name === 'service') await outbound.pause()
@@ -620,6 +663,15 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         rows: cpuColumns.map((name) => [name, bestService.cpuMsPerRequest[name] ?? '']),
       },
       {
+        title: 'CPU per request outside the target processes (best runs), ms',
+        columns: ['process', 'baseline', 'service'],
+        rows: Object.keys(bestService.sharedCpuMsPerRequest).map((name) => [
+          name,
+          bestBaseline.sharedCpuMsPerRequest[name] ?? '',
+          bestService.sharedCpuMsPerRequest[name] ?? '',
+        ]),
+      },
+      {
         title:
           'Average batch sizes in the intake service (best run): submissions per statement, verifications per call',
         columns: ['batcher', 'items per batch'],
@@ -673,8 +725,9 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       `Baseline: bare Fastify, one INSERT of the same JSON into a jsonb column (uuid id) through a pg Pool of ` +
         `${POOL_SIZE}, schema bench_baseline of the same database; no auth, validation, residence check, sealing, ` +
         'history, audit, outbox or idempotency. Same request bytes.',
-      `Each target ran twice, alternating (baseline, service, baseline, service), ${options.warmupSeconds} s warm-up ` +
-        `+ ${options.durationSeconds} s, ${CONNECTIONS} connections; the better run of each is shown.`,
+      `Each target ran ${ROUNDS === 2 ? 'twice' : `${ROUNDS} times`}, alternating (baseline, service, …), ` +
+        `${options.warmupSeconds} s warm-up + ${options.durationSeconds} s, ${CONNECTIONS} connections; the better ` +
+        'run of each is shown.',
       `During each service run Shenzhen's federation.outbound queue is paused (transfers wait in the queue); it is ` +
         'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan (table above).',
       `CPU ms/req: user + system per request of each process (PostgreSQL, Redis and the load generator excluded); ` +

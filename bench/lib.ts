@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -313,6 +313,61 @@ export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
   // Fields 14 and 15 of stat(5), counted from the state field (3) after the command name.
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** CPU seconds (user + system) so far of each process whose command name is `command`, by pid. */
+function commandCpuByPid(command: string): Map<string, number> {
+  const seconds = new Map<string, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue // gone since the listing
+    }
+    const close = stat.lastIndexOf(')')
+    if (stat.slice(stat.indexOf('(') + 1, close) !== command) continue
+    const fields = stat.slice(close + 2).split(' ')
+    seconds.set(entry, (Number(fields[11]) + Number(fields[12])) / 100)
+  }
+  return seconds
+}
+
+/**
+ * CPU time of every process with one command name (PostgreSQL's backends are all `postgres`, Redis is `redis-server`)
+ * over a stretch of time. Backends come and go (a pool closes an idle connection, opens another), and a process that
+ * has exited takes its CPU time with it, so the processes are read every `everyMs` and each one counts from its first
+ * reading (or from zero, when it started during the stretch) to its last.
+ */
+export class CommandCpuMeter {
+  private first = new Map<string, number>()
+  private last = new Map<string, number>()
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly command: string,
+    private readonly everyMs = 250,
+  ) {}
+
+  start(): void {
+    this.first = commandCpuByPid(this.command)
+    this.last = new Map(this.first)
+    this.timer = setInterval(() => this.read(), this.everyMs)
+  }
+
+  private read(): void {
+    for (const [pid, seconds] of commandCpuByPid(this.command)) this.last.set(pid, seconds)
+  }
+
+  /** Stops, and answers the CPU seconds the processes used since start (to within one reading of an exited one). */
+  stop(): number {
+    clearInterval(this.timer)
+    this.read()
+    let total = 0
+    for (const [pid, seconds] of this.last) total += seconds - (this.first.get(pid) ?? 0)
+    return total
+  }
 }
 
 export interface MachineCpu {
