@@ -20,9 +20,32 @@ export function blindIndex(key: Buffer, idNumber: string): Buffer {
   return createHmac('sha256', key).update(normaliseIdentity(idNumber)).digest()
 }
 
+/** Random bytes are drawn this many at a time, and handed out a few at a time. */
+const RANDOM_POOL_BYTES = 4096
+let randomPool = Buffer.alloc(0)
+let randomPoolOffset = 0
+
+/**
+ * `size` bytes from the CSPRNG, as randomBytes gives them, but drawn 4 KiB at a time: each randomBytes call is a
+ * synchronous crypto job with a fixed cost several times that of copying a few bytes, and a submission needs three
+ * small draws (two IVs and its reference). Node does the same for randomUUID. For nonces and identifiers, not for keys:
+ * the pool stays in memory until used (a key is generated once, with randomBytes).
+ */
+export function pooledRandomBytes(size: number): Buffer {
+  if (size > RANDOM_POOL_BYTES / 8) return randomBytes(size)
+  if (randomPoolOffset + size > randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES)
+    randomPoolOffset = 0
+  }
+  // A copy, so no caller can reach the bytes handed to the next.
+  const out = Buffer.from(randomPool.subarray(randomPoolOffset, randomPoolOffset + size))
+  randomPoolOffset += size
+  return out
+}
+
 /** version (1 byte) | IV (12) | GCM tag (16) | ciphertext */
 export function encryptPii(key: Buffer, plaintext: string): Buffer {
-  const iv = randomBytes(IV_BYTES)
+  const iv = pooledRandomBytes(IV_BYTES)
   const cipher = createCipheriv('aes-256-gcm', key, iv)
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
   return Buffer.concat([Buffer.from([VERSION]), iv, cipher.getAuthTag(), ciphertext])

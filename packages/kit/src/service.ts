@@ -60,30 +60,42 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart })
   }
 }
 
-const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-const unstorable = (text: string) => text.includes('\u0000') || UNPAIRED_SURROGATE.test(text)
+// isWellFormed: no unpaired UTF-16 surrogate (a native scan, several times faster than a look-around expression).
+const unstorable = (text: string) => text.includes('\u0000') || !text.isWellFormed()
+
+/** Where a value sits in the walk below: its parent's place and its own key or index, for building its pointer. */
+interface Place {
+  parent: Place | undefined
+  key: string | number
+}
+
+const pointerOf = (place: Place | undefined): string => {
+  const keys: string[] = []
+  for (let at = place; at; at = at.parent) keys.push(String(at.key).replaceAll('~', '~0').replaceAll('/', '~1'))
+  return keys.reverse().reduce((pointer, key) => `${pointer}/${key}`, '')
+}
 
 /**
  * The JSON Pointer of the first string (or key) in a parsed JSON value holding a NUL or an unpaired surrogate, if any.
  * Walks with its own stack: a body may nest ten thousand levels deep. Anything that is not plain JSON (a stream) is
- * skipped.
+ * skipped. Every request body passes through here, so a pointer is only built for the string it finds.
  */
 export function unstorableTextAt(value: unknown): string | undefined {
-  const stack: [unknown, string][] = [[value, '']]
+  const stack: [unknown, Place | undefined][] = [[value, undefined]]
   while (stack.length > 0) {
-    const [item, pointer] = stack.pop() as [unknown, string]
+    const [item, place] = stack.pop() as [unknown, Place | undefined]
     if (typeof item === 'string') {
-      if (unstorable(item)) return pointer
+      if (unstorable(item)) return pointerOf(place)
     } else if (Array.isArray(item)) {
-      for (let index = item.length - 1; index >= 0; index--) stack.push([item[index], `${pointer}/${index}`])
+      for (let index = item.length - 1; index >= 0; index--) stack.push([item[index], { parent: place, key: index }])
     } else if (item !== null && typeof item === 'object') {
       // Plain objects only: JSON.parse's, and the query string parser's (whose prototype has a null prototype).
       const prototype = Object.getPrototypeOf(item)
       if (prototype !== Object.prototype && prototype !== null && Object.getPrototypeOf(prototype) !== null) continue
-      for (const [key, child] of Object.entries(item)) {
-        const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`
-        if (unstorable(key)) return at
-        stack.push([child, at])
+      for (const key in item) {
+        if (!Object.hasOwn(item, key)) continue
+        if (unstorable(key)) return pointerOf({ parent: place, key })
+        stack.push([(item as Record<string, unknown>)[key], { parent: place, key }])
       }
     }
   }

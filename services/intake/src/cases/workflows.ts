@@ -1,5 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { blindIndex, HttpProblem, problems } from '@pilot/kit'
+import { createHash, randomUUID } from 'node:crypto'
+import { blindIndex, HttpProblem, pooledRandomBytes, problems } from '@pilot/kit'
 import {
   type ApplicationRequest,
   addDays,
@@ -263,7 +263,7 @@ export async function submitApplication(
   const step = nextStatus('outgoing', 'submitted', action, 'system')
   if (!step.ok) throw new Error(`lifecycle table does not allow ${action} from submitted`)
   const now = new Date()
-  const reference = `${context.regionCode}-${today.replaceAll('-', '')}-${randomBytes(5).toString('hex').toUpperCase()}`
+  const reference = `${context.regionCode}-${today.replaceAll('-', '')}-${pooledRandomBytes(5).toString('hex').toUpperCase()}`
   const subject = matchingHash(applicantId, context.matchingKey)
   const memberSubjects = memberIds.map((memberId) => matchingHash(memberId, context.matchingKey))
   const form = {
