@@ -637,7 +637,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     const cpuColumns = Object.keys(bestService.cpuMsPerRequest)
     const tables: BenchTable[] = [
       {
-        title: `Submission, ${CONNECTIONS} connections, best of 2 × ${options.durationSeconds} s`,
+        title: `Submission, ${CONNECTIONS} connections, best of ${ROUNDS} × ${options.durationSeconds} s`,
         columns: [
           'target',
           'req/s',
