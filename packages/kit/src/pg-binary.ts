@@ -18,6 +18,7 @@
 const ELEMENT_OIDS = {
   bool: 16,
   bytea: 17,
+  int8: 20,
   int4: 23,
   text: 25,
   date: 1082,
@@ -33,6 +34,8 @@ export interface BinaryElementValue {
   bool: boolean
   bytea: Uint8Array
   int4: number
+  /** A bigint, a safe integer, or its decimal digits (as node-postgres returns a bigint column). */
+  int8: bigint | number | string
   text: string
   /** `YYYY-MM-DD`. */
   date: string
@@ -73,6 +76,21 @@ function encodeElement<T extends BinaryElementType>(type: T, value: BinaryElemen
       }
       const out = Buffer.allocUnsafe(4)
       out.writeInt32BE(number)
+      return out
+    }
+    case 'int8': {
+      const given = value as bigint | number | string
+      let number: bigint
+      try {
+        if (typeof given === 'number' && !Number.isSafeInteger(given)) throw new RangeError()
+        if (typeof given === 'string' && !/^-?\d+$/.test(given)) throw new RangeError()
+        number = BigInt(given)
+      } catch {
+        throw new RangeError(`not a 64-bit integer: ${String(given)}`)
+      }
+      if (number < -(2n ** 63n) || number >= 2n ** 63n) throw new RangeError(`not a 64-bit integer: ${number}`)
+      const out = Buffer.allocUnsafe(8)
+      out.writeBigInt64BE(number)
       return out
     }
     case 'uuid': {

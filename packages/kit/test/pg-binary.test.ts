@@ -14,14 +14,25 @@ describe('binary arrays', () => {
   beforeAll(() => client.connect())
   afterAll(() => client.end())
 
-  /** What PostgreSQL makes of the binary array, and of the same values given as a text array, as JSON. */
+  /**
+   * What PostgreSQL makes of the binary array, and of the same values given as a text array: as JSON, and as
+   * PostgreSQL's own text form (exact where JSON is not: a bigint beyond 2^53).
+   */
   async function both(type: BinaryElementType, values: unknown[], textValues: unknown[] = values) {
-    const { rows } = await client.query<{ binary: unknown; text: unknown; n: number }>(
+    const { rows } = await client.query<{
+      binary: unknown
+      text: unknown
+      n: number
+      binaryText: string
+      textText: string
+    }>(
       `select array_to_json($1::${type}[]) as binary, array_to_json($2::${type}[]) as text,
-         cardinality($1::${type}[]) as n`,
+         cardinality($1::${type}[]) as n, $1::${type}[]::text as "binaryText", $2::${type}[]::text as "textText"`,
       [binaryArray(type, values as never), textValues],
     )
-    return rows[0] as { binary: unknown; text: unknown; n: number }
+    const row = rows[0] as { binary: unknown; text: unknown; n: number; binaryText: string; textText: string }
+    expect(row.binaryText).toBe(row.textText)
+    return row
   }
 
   const noNul = fc.string({ unit: 'binary' }).map((s) => s.replaceAll('\0', ''))
@@ -57,15 +68,23 @@ describe('binary arrays', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.option(fc.integer(), { nil: null }), { maxLength: 10 }),
+        fc.array(fc.option(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), { nil: null }), { maxLength: 10 }),
         fc.array(fc.option(fc.boolean(), { nil: null }), { maxLength: 10 }),
         fc.array(fc.date({ min: new Date('1900-01-01'), max: new Date('2200-12-31'), noInvalidDate: true }), {
           maxLength: 10,
         }),
         fc.array(fc.uuid(), { maxLength: 10 }),
         fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 6 }),
-        async (ints, bools, dates, uuids, json) => {
+        async (ints, bigints, bools, dates, uuids, json) => {
           for (const [type, values, text] of [
             ['int4', ints, ints],
+            // As a bigint, and as the decimal text node-postgres returns for a bigint column.
+            ['int8', bigints, bigints.map((n) => (n === null ? null : String(n)))],
+            [
+              'int8',
+              bigints.map((n) => (n === null ? null : String(n))),
+              bigints.map((n) => (n === null ? null : String(n))),
+            ],
             ['bool', bools, bools],
             ['date', dates.map((d) => d.toISOString().slice(0, 10)), dates.map((d) => d.toISOString().slice(0, 10))],
             ['timestamptz', dates, dates.map((d) => d.toISOString())],
@@ -116,6 +135,9 @@ describe('binary arrays', () => {
     expect(() => binaryArray('date', ['30/11/2026'])).toThrow(/not a date/)
     expect(() => binaryArray('int4', [2 ** 31])).toThrow(/32-bit/)
     expect(() => binaryArray('int4', [1.5])).toThrow(/32-bit/)
+    expect(() => binaryArray('int8', [2n ** 63n])).toThrow(/64-bit/)
+    expect(() => binaryArray('int8', ['12a'])).toThrow(/64-bit/)
+    expect(() => binaryArray('int8', [2 ** 53])).toThrow(/64-bit/)
     expect(() => binaryArray('timestamptz', ['yesterday'])).toThrow(/not a timestamp/)
   })
 

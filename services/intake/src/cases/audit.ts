@@ -1,4 +1,4 @@
-import { type PeriodicPass, startPeriodicPass } from '@pilot/kit'
+import { binaryArray, type PeriodicPass, startPeriodicPass } from '@pilot/kit'
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely'
 import type { AuditTable, IntakeDatabase } from '../db/schema.ts'
 import { type AuditEntry, auditHash, GENESIS_HASH, verifyChain } from '../domain/audit-chain.ts'
@@ -79,9 +79,11 @@ export async function chainAuditLog(db: Kysely<IntakeDatabase>, batch = 1000): P
       hashes.push(hash)
       previous = hash
     }
+    // Binary arrays (kit's binaryArray): up to a thousand rows' hashes, not escaped into literals and parsed back.
     await sql`update audit_log set chain_seq = linked.seq, prev_hash = linked.prev, hash = linked.hash
-      from (select unnest(${ids}::bigint[]) as id, unnest(${seqs}::bigint[]) as seq,
-                   unnest(${prevs}::text[]) as prev, unnest(${hashes}::text[]) as hash) as linked
+      from unnest(${binaryArray('int8', ids)}::bigint[], ${binaryArray('int8', seqs)}::bigint[],
+                  ${binaryArray('text', prevs)}::text[], ${binaryArray('text', hashes)}::text[])
+        as linked (id, seq, prev, hash)
       where audit_log.id = linked.id`.execute(trx)
     return rows.length
   })
