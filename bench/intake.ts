@@ -319,6 +319,23 @@ async function openTransfers(client: pg.Client): Promise<number> {
   return rows[0]?.n ?? 0
 }
 
+/**
+ * Vacuums and analyses both cities' databases, then checkpoints, before a measured run of the second round (and the
+ * profile). A run and its drain leave tens of thousands of new and updated rows for autovacuum to catch up on, and a
+ * checkpoint falling inside one run but not another makes their write-ahead logs differ by full-page images; this keeps
+ * both out of the measured runs. Second-round runs still tend to be slower (the databases have outgrown
+ * shared_buffers by then), for both targets alike; the best run of each is what is compared.
+ *
+ * Not before the first round: the intake's tables then hold one case, and statistics saying so make PostgreSQL plan
+ * sequential scans (the foreign-key checks among them) that it keeps while the tables grow by thousands of rows a
+ * second; one such run measured 797 submissions a second and 1.3 ms of PostgreSQL CPU each. Before any statistics the
+ * planner assumes a table of ten pages and uses the indexes, and autovacuum analyses the tables as they grow.
+ */
+async function settle(clients: pg.Client[]): Promise<void> {
+  for (const client of clients) await client.query('vacuum (analyze)')
+  await clients[0]?.query('checkpoint')
+}
+
 /** Resumes delivery and waits until every transfer has its outcome recorded in the intake outbox. */
 async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<FederationQueues>['queue']>) {
   const transfers = await openTransfers(client)
@@ -539,6 +556,8 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       )
     }
 
+    const hukouClient = await connect(hukouUrl)
+    clients.push(hukouClient)
     const samplerClient = await connect(adminUrl())
     clients.push(samplerClient)
     const applications = [`${CITY}-intake`, `${CITY}-residence`, `${CITY}-gateway`, 'bench-intake-baseline']
@@ -550,6 +569,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       for (const target of [targets.baseline, targets.service]) {
         log(`load: ${target.name}, round ${round} (${options.warmupSeconds} s warm-up, ${options.durationSeconds} s)`)
         if (target.name === 'service') await outbound.pause()
+        if (round > 1) await settle([client, hukouClient])
         const figures = await measure(target, options, sampler, samplerClient)
         runs[target.name].push(figures)
         log(
@@ -580,8 +600,6 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     const { rows: statuses } = await client.query<{ status: string; n: number }>(
       'select status, count(*)::int as n from intake.cases group by status order by n desc',
     )
-    const hukouClient = await connect(hukouUrl)
-    clients.push(hukouClient)
     const { rows: arrived } = await hukouClient.query<{ n: number }>(
       `select count(*)::int as n from gateway.messages where direction = 'inbound' and type = 'case.transfer'`,
     )
@@ -596,6 +614,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       const profiled: Target = { ...targets.service, url: `${intake.url}/v1/applications` }
       log('profile: intake under --cpu-prof')
       await outbound.pause()
+      await settle([client, hukouClient])
       const figures = await measure(profiled, options, sampler, samplerClient)
       // Stopped before its transfers drain: delivery outcomes would be processed by this process and profiled too.
       await intake.child.stop(20_000)
@@ -728,6 +747,8 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       `Each target ran ${ROUNDS === 2 ? 'twice' : `${ROUNDS} times`}, alternating (baseline, service, …), ` +
         `${options.warmupSeconds} s warm-up + ${options.durationSeconds} s, ${CONNECTIONS} connections; the better ` +
         'run of each is shown.',
+      'Before each measured run after the first round both databases are vacuumed and analysed and a checkpoint is ' +
+        "taken, so no run inherits autovacuum's catching up after the drain before it.",
       `During each service run Shenzhen's federation.outbound queue is paused (transfers wait in the queue); it is ` +
         'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan (table above).',
       `CPU ms/req: user + system per request of each process (PostgreSQL, Redis and the load generator excluded); ` +
