@@ -51,6 +51,7 @@ const POSTGRES_EPOCH_MS = Date.UTC(2000, 0, 1)
 const DAY_MS = 86_400_000
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
+const ZONED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i
 
 function encodeElement<T extends BinaryElementType>(type: T, value: BinaryElementValue[T]): Buffer {
   switch (type) {
@@ -110,8 +111,11 @@ function encodeElement<T extends BinaryElementType>(type: T, value: BinaryElemen
       return out
     }
     case 'timestamptz': {
-      const ms = value instanceof Date ? value.getTime() : Date.parse(value as string)
-      if (!Number.isFinite(ms)) throw new RangeError(`not a timestamp: ${JSON.stringify(String(value))}`)
+      // A string must say its zone: without one, Date.parse would read it in this process's zone and PostgreSQL's
+      // text input in the session's, which need not agree.
+      const ms =
+        value instanceof Date ? value.getTime() : ZONED.test(value as string) ? Date.parse(value as string) : Number.NaN
+      if (!Number.isFinite(ms)) throw new RangeError(`not a timestamp with a zone: ${JSON.stringify(String(value))}`)
       const out = Buffer.allocUnsafe(8)
       out.writeBigInt64BE(BigInt(ms - POSTGRES_EPOCH_MS) * 1000n)
       return out

@@ -139,6 +139,9 @@ describe('binary arrays', () => {
     expect(() => binaryArray('int8', ['12a'])).toThrow(/64-bit/)
     expect(() => binaryArray('int8', [2 ** 53])).toThrow(/64-bit/)
     expect(() => binaryArray('timestamptz', ['yesterday'])).toThrow(/not a timestamp/)
+    // No zone: this process and the database session could read it differently.
+    expect(() => binaryArray('timestamptz', ['2026-11-30T09:00:00'])).toThrow(/with a zone/)
+    expect(binaryArray('timestamptz', ['2026-11-30T09:00:00+0800'])).toHaveLength(32)
   })
 
   it('is refused by PostgreSQL when the statement expects another element type', async () => {
