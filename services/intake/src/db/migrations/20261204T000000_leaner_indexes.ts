@@ -12,6 +12,9 @@ import { type Kysely, sql } from 'kysely'
  * - audit_log's unique constraint on hash: the hashes of a chain differ by construction (each covers the previous one),
  *   and uniqueness would not reveal an edit, which the chain's verification does. It cost two entries per audit row,
  *   one when written (a NULL) and one when linked. chain_seq stays unique: that is the chain's order.
+ *
+ * Like every migration this runs in one transaction, so the guarantee on case_events never lapses; building the new
+ * index reads the whole table and holds writes to case_events meanwhile (about a second per million events).
  */
 // biome-ignore lint/suspicious/noExplicitAny: migrations are frozen in time and do not follow the current types
 export async function up(db: Kysely<any>): Promise<void> {
