@@ -308,11 +308,19 @@ export async function load(options: LoadOptions): Promise<LoadFigures> {
   }
 }
 
+/** A /proc/<pid>/stat line's command name (between the first '(' and the last ')': a name may hold either). */
+const commandOf = (stat: string): string => stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+
+/** CPU seconds (user + system) in a /proc/<pid>/stat line: fields 14 and 15 of stat(5), in clock ticks. */
+function statCpuSeconds(stat: string): number {
+  // Counted from the state field (3), the first after the command name.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  // Fields 14 and 15 of stat(5), counted from the state field (3) after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / 100
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'))
 }
 
 /** CPU seconds (user + system) so far of each process whose command name is `command`, by pid. */
@@ -326,10 +334,7 @@ function commandCpuByPid(command: string): Map<string, number> {
     } catch {
       continue // gone since the listing
     }
-    const close = stat.lastIndexOf(')')
-    if (stat.slice(stat.indexOf('(') + 1, close) !== command) continue
-    const fields = stat.slice(close + 2).split(' ')
-    seconds.set(entry, (Number(fields[11]) + Number(fields[12])) / 100)
+    if (commandOf(stat) === command) seconds.set(entry, statCpuSeconds(stat))
   }
   return seconds
 }

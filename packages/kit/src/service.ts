@@ -70,9 +70,10 @@ interface Place {
 }
 
 const pointerOf = (place: Place | undefined): string => {
-  const keys: string[] = []
-  for (let at = place; at; at = at.parent) keys.push(String(at.key).replaceAll('~', '~0').replaceAll('/', '~1'))
-  return keys.reverse().reduce((pointer, key) => `${pointer}/${key}`, '')
+  let pointer = ''
+  for (let at = place; at; at = at.parent)
+    pointer = `/${String(at.key).replaceAll('~', '~0').replaceAll('/', '~1')}${pointer}`
+  return pointer
 }
 
 /**

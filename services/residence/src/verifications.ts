@@ -3,7 +3,7 @@ import { blindIndex } from '@pilot/kit'
 import type { CityProfile, PilotProfile, VerificationResult } from '@pilot/schemas'
 import { matchingHash, type Signer, signAttestation } from '@pilot/signing'
 import type pg from 'pg'
-import { findEvidence, findEvidenceOfMany, type StoredEvidence } from './db/evidence-repository.ts'
+import { findEvidenceOfMany, type StoredEvidence } from './db/evidence-repository.ts'
 import { decideResidence, RULE_VERSION } from './domain/three-month-rule.ts'
 
 export interface VerificationContext {
@@ -27,17 +27,12 @@ export async function verifyResidence(
   request: { idNumber: string; hukouCity: string; asOf: string },
   now = new Date(),
 ): Promise<VerificationResult> {
-  const evidence = await findEvidence(
-    context.pool,
-    blindIndex(context.blindIndexKey, request.idNumber),
-    context.city.policy.residence.countedEvidenceKinds,
-  )
-  return decideAndSign(context, request, evidence, now)
+  return (await verifyResidenceMany(context, [request], now))[0] as VerificationResult
 }
 
 /**
  * Decides many verifications at once (the intake service batches the submissions that arrive together): one lookup
- * for everyone's records, then each decided and signed as verifyResidence would.
+ * for everyone's records, then each decided and signed on its own.
  */
 export async function verifyResidenceMany(
   context: VerificationContext,

@@ -10,6 +10,7 @@ import {
 import type { FederationQueues, OutboundMessage } from '@pilot/schemas'
 import type pg from 'pg'
 import type { CaseRow } from '../db/schema.ts'
+import { outboundMessageOf } from './outbox.ts'
 
 /** Everything one submission writes, worked out before it is written (the response is built from the same values). */
 export interface SubmissionWrite {
@@ -194,17 +195,18 @@ export function createSubmissionWriter(
         values: parametersOf(batch, city),
       })
       const written = new Set(rows.map((row) => row.id))
-      const transfers = batch.flatMap((write) =>
-        write.transfer && written.has(write.row.id)
+      // The messages the outbox rows just written stand for, as the relay would read them back.
+      const transfers = batch.flatMap(({ transfer, row, actor }) =>
+        transfer && written.has(row.id)
           ? [
-              {
-                messageId: write.transfer.id,
-                to: write.row.partner_city,
-                type: 'case.transfer' as const,
-                ref: write.row.reference,
-                usr: write.actor,
-                body: write.transfer.body,
-              },
+              outboundMessageOf({
+                id: transfer.id,
+                to_city: row.partner_city,
+                type: 'case.transfer',
+                ref: row.reference,
+                usr: actor,
+                body: transfer.body,
+              }),
             ]
           : [],
       )

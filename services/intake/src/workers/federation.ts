@@ -1,11 +1,12 @@
 import { type QueueRegistry, queueOutbound, queueOutboundFirst, startPeriodicPass } from '@pilot/kit'
-import type { FederationQueues, OutboundMessage, PartnerMessageType } from '@pilot/schemas'
+import type { FederationQueues } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { startAuditChainer } from '../cases/audit.ts'
 import type { CaseContext } from '../cases/context.ts'
 import { startIdempotencyHousekeeping } from '../cases/idempotency-housekeeping.ts'
 import { applyDeliveryOutcome, applyInbound, type JwksSource } from '../cases/inbound.ts'
+import { type OutboxFields, outboundMessageOf } from '../cases/outbox.ts'
 
 /**
  * One pass of the outbox relay: rows not yet on the gateway's queue go on it; rows queued long ago with no delivery
@@ -14,31 +15,15 @@ import { applyDeliveryOutcome, applyInbound, type JwksSource } from '../cases/in
  */
 export async function relayOutbox(context: CaseContext, resendAfterSeconds: number, batch = 200): Promise<number> {
   return context.db.transaction().execute(async (trx) => {
-    const { rows } = await sql<{
-      id: string
-      to_city: string
-      type: string
-      ref: string
-      usr: string | null
-      body: unknown
-      relayed_at: Date | null
-    }>`
+    const { rows } = await sql<OutboxFields & { relayed_at: Date | null }>`
       select id, to_city, type, ref, usr, body, relayed_at from outbox
       where outcome is null and (relayed_at is null or relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
       order by created_at limit ${batch} for update skip locked`.execute(trx)
     if (rows.length === 0) return 0
-    const messageOf = (row: (typeof rows)[number]): OutboundMessage => ({
-      messageId: row.id,
-      to: row.to_city,
-      type: row.type as PartnerMessageType,
-      ref: row.ref,
-      ...(row.usr ? { usr: row.usr } : {}),
-      body: row.body,
-    })
     // Rows never relayed go in one round trip; a resend checks its job first (queueOutbound re-adds a finished one).
-    await queueOutboundFirst(context.queues, rows.filter((row) => row.relayed_at === null).map(messageOf))
+    await queueOutboundFirst(context.queues, rows.filter((row) => row.relayed_at === null).map(outboundMessageOf))
     for (const row of rows.filter((row) => row.relayed_at !== null)) {
-      await queueOutbound(context.queues, messageOf(row))
+      await queueOutbound(context.queues, outboundMessageOf(row))
     }
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).

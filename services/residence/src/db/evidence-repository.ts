@@ -55,27 +55,9 @@ export interface StoredEvidence {
 }
 
 /**
- * Every record of one person of the given kinds; served by the (person_index, kind, source_ref) index. It runs on every
- * verification, so it is a statement prepared by name on each connection (parsed and planned once), sent straight to
- * the pool rather than built per request.
- */
-export async function findEvidence(
-  pool: pg.Pool,
-  personIndex: Buffer,
-  kinds: readonly string[],
-): Promise<StoredEvidence[]> {
-  const { rows } = await pool.query<StoredEvidence>({
-    name: 'residence-find-evidence',
-    text: `select kind, valid_from as "validFrom", valid_to as "validTo", source_ref as "sourceRef" from evidence
-           where person_index = $1 and kind = any($2::text[]) order by valid_from`,
-    values: [personIndex, kinds],
-  })
-  return rows
-}
-
-/**
- * The records of many people at once (a batch of verifications): one statement instead of one per person, served by the
- * same index. Keyed by the hex of each person's blind index; a person without records has no entry.
+ * Every record of the given kinds of one or many people (a verification, or a batch of them): one statement, served by
+ * the (person_index, kind, source_ref) index and prepared by name on each connection (it runs on every verification).
+ * Keyed by the hex of each person's blind index; a person without records has no entry.
  */
 export async function findEvidenceOfMany(
   pool: pg.Pool,
