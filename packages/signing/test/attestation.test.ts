@@ -101,6 +101,27 @@ describe('residence attestations', () => {
     }
   })
 
+  it('accepts exactly the calendar dates as asOf (checked against Date over months 0-13 and days 0-32 of many years)', async () => {
+    const isCalendarDate = (value: string) => {
+      const parsed = new Date(`${value}T00:00:00Z`)
+      return /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(value)
+    }
+    const candidates = ['2024-02-29', '2023-02-29', '2000-02-29', '1900-02-29', '2026-04-31', '2026-13-01', '0000-01-01']
+    for (let year = 1999; year <= 2101; year += 17) {
+      for (let month = 0; month <= 13; month++) {
+        for (let day = 0; day <= 32; day++) {
+          candidates.push(`${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`)
+        }
+      }
+    }
+    for (const asOf of [...candidates, '2026-1-01', '2026-01-01 ', '２０２６-01-01']) {
+      const signed = () => signAttestation(signer, attestation({ asOf }))
+      // Year 0 is a Date year but no calendar date (civil dates start at 0001-01-01).
+      if (isCalendarDate(asOf) && !asOf.startsWith('0000')) await expect(signed(), asOf).resolves.toBeTypeOf('string')
+      else await expect(signed(), asOf).rejects.toThrow(TypeError)
+    }
+  })
+
   it('fails when tampered with', async () => {
     const [header, , signature] = (await signAttestation(signer, attestation({ eligible: false }))).split('.')
     const forged = `${header}.${Buffer.from(JSON.stringify(attestation())).toString('base64url')}.${signature}`

@@ -103,6 +103,14 @@ describe('canonicalJson (RFC 8785)', () => {
     }
   })
 
+  it('names where the refused value stands', () => {
+    expect(() => canonicalJson({ a: [1, { b: Number.NaN }] })).toThrow('$.a[1].b: NaN is not a JSON number')
+    expect(() => canonicalJson([{ x: '\ud800' }])).toThrow('$[0].x: string holds an unpaired UTF-16 surrogate')
+    // A key with a lone surrogate is reported at the object that holds it.
+    expect(() => canonicalJson({ o: { '\udc00': 1 } })).toThrow('$.o: string holds an unpaired UTF-16 surrogate')
+    expect(() => canonicalJson(undefined)).toThrow('$: a undefined is not a JSON value')
+  })
+
   it('is a fixed point: canonicalising the parsed canonical form gives the same text', () => {
     fc.assert(
       fc.property(jsonValues, (value) => {
