@@ -1,7 +1,8 @@
 import { LogCapture } from '@pilot/testing'
 import fc from 'fast-check'
+import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { scrubPersonalData } from '../src/index.ts'
+import { addRequestLogFields, loggerOptions, requestLogger, scrubPersonalData } from '../src/index.ts'
 import { buildFixtureApp } from './fixture-app.ts'
 
 /** A GB 11643 identity number with a correct check character. */
@@ -39,6 +40,7 @@ describe('request logging', () => {
     const logs = new LogCapture()
     const app = await buildFixtureApp({}, { logStream: logs })
     const id = idNumber('44030419900101123')
+    let requestId = ''
     try {
       const response = await app.inject({
         method: 'POST',
@@ -47,6 +49,7 @@ describe('request logging', () => {
         payload: { applicant: { idNumber: id, name: '陈小梅', phone: '13912345678' }, householdSize: 3 },
       })
       expect(response.statusCode).toBe(201)
+      requestId = response.headers['x-request-id'] as string
       // A refused request with the number in the body is logged too.
       await app.inject({ method: 'POST', url: '/fixture/applications', payload: { applicant: { idNumber: id } } })
     } finally {
@@ -54,11 +57,41 @@ describe('request logging', () => {
     }
     expect(logs.lines.length).toBeGreaterThanOrEqual(4)
     expect(logs.text).toContain('fixture received an application')
+    // The handler's line carries the request's id (the one the response names).
+    expect(logs.records().find((record) => record.msg === 'fixture received an application')).toMatchObject({
+      requestId,
+    })
     for (const secret of [id, id.slice(0, 17), '陈小梅', '13912345678', 'secret-token']) {
       expect(logs.text).not.toContain(secret)
     }
     expect(
       logs.records().every((record) => typeof record.requestId === 'string' || record.msg !== 'incoming request'),
     ).toBe(true)
+  })
+})
+
+describe('a request’s own log fields', () => {
+  it('are on every line of the request’s logger and its children, and of no other logger', () => {
+    const logs = new LogCapture()
+    const root = pino(loggerOptions('info', { service: 'fixture', city: 'shenzhen' }), logs)
+    const first = requestLogger(root, { requestId: 'request-1' }, {})
+    const second = requestLogger(root, { requestId: 'request-2' }, {})
+    addRequestLogFields(first, { caller: 'shenzhen-caseworker-7' })
+    first.info('one')
+    first.child({ step: 'two' }).warn({ applicant: { name: '陈小梅' } }, 'two')
+    second.info('three')
+    root.info('four')
+    addRequestLogFields(root, { worker: 'relay' })
+    root.info('five')
+    const byMessage = Object.fromEntries(logs.records().map((record) => [record.msg, record]))
+    expect(byMessage.one).toMatchObject({ service: 'fixture', requestId: 'request-1', caller: 'shenzhen-caseworker-7' })
+    expect(byMessage.two).toMatchObject({ requestId: 'request-1', caller: 'shenzhen-caseworker-7', step: 'two' })
+    // The line's own fields are still redacted.
+    expect(byMessage.two?.applicant).toBe('[REDACTED]')
+    expect(byMessage.three).toMatchObject({ requestId: 'request-2' })
+    expect(byMessage.three).not.toHaveProperty('caller')
+    expect(byMessage.four).not.toHaveProperty('requestId')
+    // Any other logger takes them as bindings.
+    expect(byMessage.five).toMatchObject({ worker: 'relay' })
   })
 })
