@@ -224,6 +224,8 @@ describe('a case across two cities, with real services over HTTP', () => {
       status: 'residence_rejected',
       residence: { eligible: false, reasons: ['no_residence_record'] },
     })
+    // The 201 (serialised by the service itself) is the case as a read shows it (through the response schema).
+    expect((await application$(submitted.body.id)).body).toEqual(submitted.body)
     const client = new pg.Client({ connectionString: shenzhen.databaseUrl })
     await client.connect()
     const { rows } = await client.query(`select count(*)::int as n from intake.outbox where ref = $1`, [

@@ -6,7 +6,9 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CaseContext } from '../src/cases/context.ts'
+import { sealForm } from '../src/cases/sealing.ts'
 import { createSubmissionWriter, type SubmissionWrite } from '../src/cases/submission-writer.ts'
+import { type ApplicationForm, transferBodyOf } from '../src/cases/transfer.ts'
 import { migrations } from '../src/db/migrations/index.ts'
 import type { IntakeDatabase } from '../src/db/schema.ts'
 import { relayOutbox } from '../src/workers/federation.ts'
@@ -16,11 +18,37 @@ import { relayOutbox } from '../src/workers/federation.ts'
 // transfers reach the gateway's queue — straight after the commit, or through the relay when Redis did not answer.
 
 const noLog = { warn: () => {} }
+const piiKey = randomBytes(32)
+
+/** An application's form as a submission seals it (two people; the numbers only need their birth dates here). */
+function formOf(n: number): ApplicationForm {
+  return {
+    applicant: {
+      idNumber: '44030119900307002X',
+      birthDate: '1990-03-07',
+      name: `申请人${n}`,
+      phone: '13800000000',
+      address: '深圳市南山区',
+      monthlyIncomeFen: 90_000 + n,
+      assetsFen: 0,
+    },
+    hukouCity: 'zhongshan',
+    category: 'subsistence_allowance',
+    household: [
+      { idNumber: '442000199201150021', name: `配偶${n}`, relation: 'spouse', monthlyIncomeFen: 0, assetsFen: 5_000 },
+    ],
+    circumstances: `case ${n}`,
+    rigidExpenditures: { medicalFen: 100, educationFen: 0, otherFen: 0 },
+    consent: { recordedBy: 'shenzhen-caseworker-1', recordedAt: '2026-11-30T08:00:00.000Z' },
+    documents: [],
+  } as unknown as ApplicationForm
+}
 
 function write(n: number, overrides: Partial<SubmissionWrite> = {}): SubmissionWrite {
   const at = new Date()
   const id = randomUUID()
-  return {
+  const form = formOf(n)
+  const written: SubmissionWrite = {
     actor: 'shenzhen-caseworker-1',
     role: 'caseworker',
     key: `writer-key-${n}-${randomUUID()}`,
@@ -36,7 +64,7 @@ function write(n: number, overrides: Partial<SubmissionWrite> = {}): SubmissionW
       applicant_subject: `subject-${n}`,
       applicant_index: randomBytes(32),
       caseworker_id: 'shenzhen-caseworker-1',
-      form_sealed: randomBytes(128),
+      form_sealed: sealForm(piiKey, form),
       household_size: 2,
       household_subjects: [`subject-${n}`, `spouse-${n}`],
       residence: { eligible: true, reasons: [], residenceSince: '2024-01-01', qualifiesOn: '2024-04-01' },
@@ -52,10 +80,14 @@ function write(n: number, overrides: Partial<SubmissionWrite> = {}): SubmissionW
     },
     action: 'residence_verified',
     verified: { reasons: [], residenceSince: '2024-01-01' },
-    transfer: { id: randomUUID(), body: { n, applicant: { subject: `subject-${n}` } } },
+    transfer: null,
     requestId: `request-${n}`,
     ...overrides,
   }
+  // The transfer body as the submission builds it, from the row and the form as they are written.
+  if (!('transfer' in overrides))
+    written.transfer = { id: randomUUID(), body: transferBodyOf('shenzhen', written.row, form) }
+  return written
 }
 
 describe('the submission writer', () => {
@@ -179,10 +211,26 @@ describe('the submission writer', () => {
     const rows = await db.selectFrom('outbox').select(['id', 'relayed_at']).where('id', 'in', ids).execute()
     expect(rows.map((row) => row.relayed_at)).toEqual([null, null])
 
-    // Redis answers again (here: the working registry); the relay's next pass queues both, once.
-    const relayed = await relayOutbox({ db, queues } as unknown as CaseContext, 60)
+    // The outbox rows hold no body (the personal data at rest is the sealed form)...
+    const stored = await db.selectFrom('outbox').select(['body']).where('id', 'in', ids).execute()
+    expect(stored).toEqual([{ body: null }, { body: null }])
+
+    // ...Redis answers again (here: the working registry); the relay's next pass queues both, once, each with the body
+    // the submission would have handed over, rebuilt from its case.
+    const relayed = await relayOutbox({ db, queues, piiKey, city: 'shenzhen' } as unknown as CaseContext, 60)
     expect(relayed).toBeGreaterThanOrEqual(2)
     expect(await queuedIds()).toEqual(expect.arrayContaining(ids))
+    for (const one of writes) {
+      const job = await queues.queue('federation.outbound').getJob(one.transfer?.id as string)
+      expect(job?.data).toEqual({
+        messageId: one.transfer?.id,
+        to: 'zhongshan',
+        type: 'case.transfer',
+        ref: one.row.reference,
+        usr: one.actor,
+        body: one.transfer?.body,
+      })
+    }
     const after = await db.selectFrom('outbox').select(['relayed_at']).where('id', 'in', ids).execute()
     expect(after.every((row) => row.relayed_at !== null)).toBe(true)
   })

@@ -26,7 +26,7 @@ export interface SubmissionWrite {
   /** The residence decision's event: its action and detail (the status it leads to is the row's). */
   action: string
   verified: object
-  /** The case.transfer outbox row, when the decision sends one. */
+  /** The case.transfer outbox row's id and the message body (built from the row and form, not stored with it). */
   transfer: { id: string; body: object } | null
   requestId: string | null
 }
@@ -41,7 +41,8 @@ export interface SubmissionWrite {
  * DO NOTHING skips the later row), and `accepted` keeps only its first submission, the one whose response was stored.
  * Foreign keys (events and outbox to the case) are checked at the end of the statement, when the case rows are there.
  * The outbox rows are written as relayed at the submission's time: the writer hands them to the gateway's queue itself
- * once the statement has committed (see createSubmissionWriter).
+ * once the statement has committed (see createSubmissionWriter). They hold no body: a case.transfer is built from the
+ * case (transfer.ts), by the submission for that hand-off and by the relay should it have to send the message again.
  * Events get their ids in the order given (INSERT … SELECT … ORDER BY inserts in that order): per submission, `submit`
  * then the residence decision, the order a read of the case lists them in. The audit rows are the ones appendAudit
  * would write: unchained, for the chainer to link once they have committed. The answer is the ids of the cases written.
@@ -54,11 +55,10 @@ const SUBMIT_BATCH_STATEMENT = `
     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[], $7::uuid[],
       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], $15::integer[],
       $16::jsonb[], $17::jsonb[], $18::text[], $19::date[], $20::boolean[], $21::text[], $22::jsonb[], $23::uuid[],
-      $24::jsonb[], $25::text[])
+      $24::text[])
       with ordinality as input (actor, role, key, request_hash, response_sealed, at, id, reference, partner_city, status,
         category, applicant_subject, applicant_index, form_sealed, household_size, household_subjects, residence,
-        attestation, review_deadline, review_deadline_provisional, action, verified, transfer_id, transfer, request_id,
-        n)
+        attestation, review_deadline, review_deadline_provisional, action, verified, transfer_id, request_id, n)
   ), claimed as (
     insert into idempotency_keys (actor, key, request_hash, status_code, response_sealed, created_at)
     select actor, key, request_hash, 201, response_sealed, at from input order by n
@@ -88,11 +88,11 @@ const SUBMIT_BATCH_STATEMENT = `
     order by accepted.n, event.n
   ), transfer as (
     insert into outbox (id, case_id, to_city, type, ref, usr, body, relayed_at)
-    select transfer_id, id, partner_city, 'case.transfer', reference, actor, transfer, at
+    select transfer_id, id, partner_city, 'case.transfer', reference, actor, null, at
     from accepted where transfer_id is not null
   ), audited as (
     insert into audit_log (at, actor, role, city, action, case_id, request_id, detail)
-    select at, actor, role, $26::text, 'application.submit', id, request_id, jsonb_build_object('status', status)
+    select at, actor, role, $25::text, 'application.submit', id, request_id, jsonb_build_object('status', status)
     from accepted order by n
   )
   select id from created`
@@ -130,7 +130,6 @@ function parametersOf(batch: SubmissionWrite[], city: string): unknown[] {
     column('text', (w) => w.action),
     column('jsonb', (w) => JSON.stringify(w.verified)),
     column('uuid', (w) => w.transfer?.id ?? null),
-    column('jsonb', (w) => (w.transfer ? JSON.stringify(w.transfer.body) : null)),
     column('text', (w) => w.requestId),
     city,
   ]

@@ -1,9 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { blindIndex, HttpProblem, pooledRandomBytes, problems } from '@pilot/kit'
+import { blindIndex, encryptPii, HttpProblem, pooledRandomBytes, problems } from '@pilot/kit'
 import {
   type ApplicationRequest,
   addDays,
-  type CaseTransferBody,
   type CaseView,
   ID_NUMBER_REJECTIONS,
   type InboundMessage,
@@ -14,13 +13,13 @@ import {
 } from '@pilot/schemas'
 import { canonicalJson, matchingHash } from '@pilot/signing'
 import type { Transaction } from 'kysely'
-import type { Static } from 'typebox'
 import type { CaseRow, IntakeDatabase } from '../db/schema.ts'
 import { type Action, nextStatus } from '../domain/lifecycle.ts'
 import type { WorkingDayCalendar } from '../domain/working-days.ts'
 import { appendAudit } from './audit.ts'
 import type { Actor, CaseContext } from './context.ts'
 import { openForm, sealForm } from './sealing.ts'
+import { type ApplicationForm, birthDateOf, transferBodyOf } from './transfer.ts'
 import { caseView, caseViewOf, type EventFields } from './views.ts'
 
 type Trx = Transaction<IntakeDatabase>
@@ -28,10 +27,6 @@ type Trx = Transaction<IntakeDatabase>
 export const INTAKE_PROBLEMS = {
   idempotencyMismatch: problemType('idempotency-key-reused'),
   illegalTransition: problemType('illegal-transition'),
-}
-
-function birthDateOf(idNumber: string): string {
-  return `${idNumber.slice(6, 10)}-${idNumber.slice(10, 12)}-${idNumber.slice(12, 14)}`
 }
 
 export interface Deadline {
@@ -229,7 +224,7 @@ export async function submitApplication(
   actor: Actor,
   idempotencyKey: string,
   request: ApplicationRequest,
-): Promise<{ statusCode: number; body: CaseView }> {
+): Promise<{ statusCode: number; body: CaseView; json?: string }> {
   const requestHash = createHash('sha256').update(canonicalJson(request)).digest('base64url')
   const today = todayIn(context.timeZone)
   const applicantId = checkIdentity('/applicant/idNumber', request.applicant.idNumber, today)
@@ -266,7 +261,7 @@ export async function submitApplication(
   const reference = `${context.regionCode}-${today.replaceAll('-', '')}-${pooledRandomBytes(5).toString('hex').toUpperCase()}`
   const subject = matchingHash(applicantId, context.matchingKey)
   const memberSubjects = memberIds.map((memberId) => matchingHash(memberId, context.matchingKey))
-  const form = {
+  const form: ApplicationForm = {
     ...request,
     applicant: { ...request.applicant, idNumber: applicantId, birthDate: birthDateOf(applicantId) },
   }
@@ -323,56 +318,25 @@ export async function submitApplication(
     },
   ]
   const view = caseViewOf(context, row, form, events, actor.role, today)
+  // Serialised once: these bytes are both the 201's body and, sealed, the response stored for a repeat.
+  const json = JSON.stringify(view)
 
-  let transfer: Static<typeof CaseTransferBody> | undefined
-  if (step.sends === 'case.transfer') {
-    transfer = {
-      residenceCity: context.city as never,
-      hukouCity: request.hukouCity as never,
-      category: request.category,
-      submittedAt: now.toISOString(),
-      applicant: { subject, name: request.applicant.name, birthDate: birthDateOf(applicantId) },
-      household: [
-        {
-          subject,
-          name: request.applicant.name,
-          relation: 'self',
-          birthDate: birthDateOf(applicantId),
-          monthlyIncomeFen: request.applicant.monthlyIncomeFen,
-          assetsFen: request.applicant.assetsFen,
-          ...(request.applicant.disability ? { disability: request.applicant.disability } : {}),
-        },
-        ...request.household.map((member, index) => ({
-          subject: memberSubjects[index] as string,
-          name: member.name,
-          relation: member.relation,
-          birthDate: birthDateOf(memberIds[index] as string),
-          monthlyIncomeFen: member.monthlyIncomeFen,
-          assetsFen: member.assetsFen,
-          ...(member.disability ? { disability: member.disability } : {}),
-        })),
-      ],
-      circumstances: request.circumstances,
-      rigidExpenditures: request.rigidExpenditures,
-      consent: { recordedBy: request.consent.recordedBy, recordedAt: request.consent.recordedAt },
-      documents: request.documents,
-      attestation: verification.attestation,
-    }
-  }
+  // Built from the row and the form exactly as they are stored, as the outbox relay would rebuild it (transfer.ts).
+  const transfer = step.sends === 'case.transfer' ? transferBodyOf(context.city, row, form) : undefined
 
   const written = await context.submissions.add({
     actor: actor.id,
     role: actor.role,
     key: idempotencyKey,
     requestHash,
-    responseSealed: sealForm(context.piiKey, view),
+    responseSealed: encryptPii(context.piiKey, json),
     row,
     action,
     verified,
     transfer: transfer ? { id: randomUUID(), body: transfer } : null,
     requestId: actor.requestId,
   })
-  if (written) return { statusCode: 201, body: view }
+  if (written) return { statusCode: 201, body: view, json }
   // The key was taken meanwhile, by a concurrent submission that has committed by now (the insert waited for it).
   const earlier = await storedSubmission(context, actor.id, idempotencyKey)
   if (!earlier) throw new Error('an idempotency record vanished between two statements')

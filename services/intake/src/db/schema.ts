@@ -97,7 +97,8 @@ export interface OutboxTable {
   type: string
   ref: string
   usr: string | null
-  body: Json<unknown>
+  /** The message body; null for a case.transfer, which is built from its case (cases/transfer.ts). */
+  body: Json<unknown> | null
   created_at: ColumnType<Date, Date | undefined, never>
   relayed_at: Date | null
   outcome: string | null

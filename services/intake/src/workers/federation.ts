@@ -7,6 +7,31 @@ import type { CaseContext } from '../cases/context.ts'
 import { startIdempotencyHousekeeping } from '../cases/idempotency-housekeeping.ts'
 import { applyDeliveryOutcome, applyInbound, type JwksSource } from '../cases/inbound.ts'
 import { type OutboxFields, outboundMessageOf } from '../cases/outbox.ts'
+import { openForm } from '../cases/sealing.ts'
+import { type ApplicationForm, transferBodyOf } from '../cases/transfer.ts'
+
+/**
+ * An outbox row as the relay reads it. A case.transfer stores no body, and comes with the columns of its case that
+ * the body is built from (null for every other row).
+ */
+type RelayRow = Omit<OutboxFields, 'body'> &
+  NullableColumns<Parameters<typeof transferBodyOf>[1] & { form_sealed: Buffer }> & {
+    body: unknown | null
+    relayed_at: Date | null
+  }
+type NullableColumns<T> = { [K in keyof T]: T[K] | null }
+
+/** The message a row stands for; a transfer's body is built from its case as the submission built it. */
+function messageOf(context: CaseContext, row: RelayRow) {
+  if (row.body !== null) return outboundMessageOf(row)
+  const { partner_city, category, submitted_at, household_subjects, attestation, form_sealed } = row
+  if (!partner_city || !category || !submitted_at || !household_subjects || !form_sealed) {
+    throw new Error(`outbox row ${row.id} has neither a body nor a case to build one from`)
+  }
+  const form = openForm<ApplicationForm>(context.piiKey, form_sealed)
+  const columns = { partner_city, category, submitted_at, household_subjects, attestation }
+  return outboundMessageOf({ ...row, body: transferBodyOf(context.city, columns, form) })
+}
 
 /**
  * One pass of the outbox relay: rows not yet on the gateway's queue go on it; rows queued long ago with no delivery
@@ -15,15 +40,21 @@ import { type OutboxFields, outboundMessageOf } from '../cases/outbox.ts'
  */
 export async function relayOutbox(context: CaseContext, resendAfterSeconds: number, batch = 200): Promise<number> {
   return context.db.transaction().execute(async (trx) => {
-    const { rows } = await sql<OutboxFields & { relayed_at: Date | null }>`
-      select id, to_city, type, ref, usr, body, relayed_at from outbox
-      where outcome is null and (relayed_at is null or relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
-      order by created_at limit ${batch} for update skip locked`.execute(trx)
+    const { rows } = await sql<RelayRow>`
+      select o.id, o.to_city, o.type, o.ref, o.usr, o.body, o.relayed_at, c.partner_city, c.category, c.submitted_at,
+        c.household_subjects, c.attestation, c.form_sealed
+      from outbox o left join cases c on o.body is null and c.id = o.case_id
+      where o.outcome is null
+        and (o.relayed_at is null or o.relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
+      order by o.created_at limit ${batch} for update of o skip locked`.execute(trx)
     if (rows.length === 0) return 0
     // Rows never relayed go in one round trip; a resend checks its job first (queueOutbound re-adds a finished one).
-    await queueOutboundFirst(context.queues, rows.filter((row) => row.relayed_at === null).map(outboundMessageOf))
+    await queueOutboundFirst(
+      context.queues,
+      rows.filter((row) => row.relayed_at === null).map((row) => messageOf(context, row)),
+    )
     for (const row of rows.filter((row) => row.relayed_at !== null)) {
-      await queueOutbound(context.queues, outboundMessageOf(row))
+      await queueOutbound(context.queues, messageOf(context, row))
     }
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
