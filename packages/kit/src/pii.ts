@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { hmacKey } from '@pilot/signing'
 
 /**
  * Personal data at rest (DESIGN.md, "Personal data"). An identity number is stored twice, neither time in clear:
@@ -17,7 +18,7 @@ export function normaliseIdentity(idNumber: string): string {
 }
 
 export function blindIndex(key: Buffer, idNumber: string): Buffer {
-  return createHmac('sha256', key).update(normaliseIdentity(idNumber)).digest()
+  return createHmac('sha256', hmacKey(key)).update(normaliseIdentity(idNumber)).digest()
 }
 
 /** Random bytes are drawn this many at a time, and handed out a few at a time. */

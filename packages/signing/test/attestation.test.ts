@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
   ATTESTATION_TYP,
@@ -62,6 +62,14 @@ describe('matchingHash', () => {
     expect(matchingHash('110105194912310029', matchingKey)).not.toBe(subject)
   })
 
+  it('is HMAC-SHA256 under the key given, whichever keys were used before', () => {
+    const keys = [matchingKey, randomBytes(32), randomBytes(16), matchingKey]
+    for (const key of keys) {
+      const expected = createHmac('sha256', key).update('11010519491231002X').digest('base64url')
+      expect(matchingHash('11010519491231002X', key)).toBe(expected)
+    }
+  })
+
   it('refuses an empty number or a short key', () => {
     expect(() => matchingHash('  ', matchingKey)).toThrow(TypeError)
     expect(() => matchingHash('11010519491231002X', Buffer.alloc(8))).toThrow(TypeError)
@@ -104,9 +112,19 @@ describe('residence attestations', () => {
   it('accepts exactly the calendar dates as asOf (checked against Date over months 0-13 and days 0-32 of many years)', async () => {
     const isCalendarDate = (value: string) => {
       const parsed = new Date(`${value}T00:00:00Z`)
-      return /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(value)
+      return (
+        /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(value)
+      )
     }
-    const candidates = ['2024-02-29', '2023-02-29', '2000-02-29', '1900-02-29', '2026-04-31', '2026-13-01', '0000-01-01']
+    const candidates = [
+      '2024-02-29',
+      '2023-02-29',
+      '2000-02-29',
+      '1900-02-29',
+      '2026-04-31',
+      '2026-13-01',
+      '0000-01-01',
+    ]
     for (let year = 1999; year <= 2101; year += 17) {
       for (let month = 0; month <= 13; month++) {
         for (let day = 0; day <= 32; day++) {

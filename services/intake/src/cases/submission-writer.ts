@@ -135,6 +135,9 @@ function parametersOf(batch: SubmissionWrite[], city: string): unknown[] {
   ]
 }
 
+/** The most transfers handed to the gateway's queue in one round trip. */
+const HAND_OFF_MAX = 200
+
 /** A rare failure, logged; the outbox row waits for the relay. */
 interface WriterLog {
   warn: (object: object, message: string) => void
@@ -154,9 +157,9 @@ export interface SubmissionWriter {
  * submission is written at once, as before. `concurrency` batches are in flight at once, leaving the rest of the pool
  * to reads and the workers.
  *
- * Once a batch has committed, its case.transfer messages go to the gateway's outbound queue in one round trip, without
- * waiting for the outbox relay: the relay would read each row back, queue it and update it, which cost PostgreSQL a
- * second write of every transfer body. The response does not wait for this hand-off. Should it fail (Redis down), the
+ * Once a batch has committed, its case.transfer messages go to the gateway's outbound queue (with those of any other
+ * batch that committed meanwhile, in one round trip), without waiting for the outbox relay: the relay would read each
+ * row back, queue it and update it, which cost PostgreSQL a second write of every transfer. The response does not wait for this hand-off. Should it fail (Redis down), the
  * rows are marked not relayed and the relay queues them once Redis answers; should the process stop before it ends,
  * the relay queues them again once OUTBOX_RESEND_AFTER_SECONDS have passed without a delivery outcome. Either way the
  * transfer is delayed, never lost, and the gateway recognises a message it already has.
@@ -170,7 +173,7 @@ export function createSubmissionWriter(
 ): SubmissionWriter {
   const handOffs = new Set<Promise<void>>()
 
-  const handOff = async (messages: OutboundMessage[]) => {
+  const handOff = async (messages: OutboundMessage[]): Promise<undefined[]> => {
     try {
       await queueOutboundFirst(queues, messages)
     } catch (error) {
@@ -184,6 +187,26 @@ export function createSubmissionWriter(
         ])
         .catch((reset: Error) => log.warn({ err: reset.message }, 'transfers wait for the outbox relay to resend them'))
     }
+    return messages.map(() => undefined)
+  }
+  // The transfers of the batches that commit while a hand-off is in flight go together in the next: each hand-off is a
+  // Redis round trip, and BullMQ makes an ioredis pipeline for each, which copies every one of its scripts onto it (2 %
+  // of this service's CPU with one per statement). A failed hand-off is left to the relay as a whole (never retried here
+  // message by message: Redis is what failed).
+  const handOffBatcher = createBatcher<OutboundMessage, undefined>({
+    run: handOff,
+    concurrency: 1,
+    maxSize: HAND_OFF_MAX,
+    retryEach: false,
+  })
+  /** Starts handing messages over; `settled` waits for it. Never rejects: handOff logs a failure and leaves it. */
+  const handOver = (messages: OutboundMessage[]) => {
+    const running = Promise.all(messages.map((message) => handOffBatcher.add(message))).then(
+      () => {},
+      () => {},
+    )
+    handOffs.add(running)
+    void running.finally(() => handOffs.delete(running))
   }
 
   const batcher: Batcher<SubmissionWrite, boolean> = createBatcher<SubmissionWrite, boolean>({
@@ -209,10 +232,7 @@ export function createSubmissionWriter(
             ]
           : [],
       )
-      if (transfers.length > 0) {
-        const running = handOff(transfers).finally(() => handOffs.delete(running))
-        handOffs.add(running)
-      }
+      if (transfers.length > 0) handOver(transfers)
       return batch.map((write) => written.has(write.row.id))
     },
     ...options,
