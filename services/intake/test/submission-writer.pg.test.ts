@@ -234,4 +234,34 @@ describe('the submission writer', () => {
     const after = await db.selectFrom('outbox').select(['relayed_at']).where('id', 'in', ids).execute()
     expect(after.every((row) => row.relayed_at !== null)).toBe(true)
   })
+
+  it('relays the transfers it can build and names one whose form cannot be opened, which waits', async () => {
+    const deadRedisUrl = `redis://127.0.0.1:${await freePort()}`
+    const deadConnection = createRedis({ url: deadRedisUrl, purpose: 'command' })
+    const deadQueues = new QueueRegistry<FederationQueues>(deadConnection, deadRedisUrl, `${redisPrefix}:dead2`)
+    const writer = createSubmissionWriter(pool, deadQueues, 'shenzhen', noLog, { concurrency: 1, maxSize: 64 })
+    const good = write(30)
+    // Sealed under a key this worker does not have.
+    const unreadable = write(31)
+    unreadable.row.form_sealed = sealForm(randomBytes(32), formOf(31))
+    expect(await Promise.all([good, unreadable].map((one) => writer.add(one)))).toEqual([true, true])
+    await writer.settled()
+    await deadQueues.close().catch(() => {})
+    deadConnection.disconnect()
+
+    const unreadableId = unreadable.transfer?.id as string
+    await expect(relayOutbox({ db, queues, piiKey, city: 'shenzhen' } as unknown as CaseContext, 60)).rejects.toThrow(
+      unreadableId,
+    )
+    expect(await queuedIds()).toContain(good.transfer?.id)
+    expect(await queuedIds()).not.toContain(unreadableId)
+    const rows = await db
+      .selectFrom('outbox')
+      .select(['id', 'relayed_at'])
+      .where('id', 'in', [good.transfer?.id as string, unreadableId])
+      .execute()
+    const relayedAt = Object.fromEntries(rows.map((row) => [row.id, row.relayed_at]))
+    expect(relayedAt[good.transfer?.id as string]).not.toBeNull()
+    expect(relayedAt[unreadableId]).toBeNull()
+  })
 })

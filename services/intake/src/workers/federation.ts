@@ -1,5 +1,5 @@
 import { type QueueRegistry, queueOutbound, queueOutboundFirst, startPeriodicPass } from '@pilot/kit'
-import type { FederationQueues } from '@pilot/schemas'
+import type { FederationQueues, OutboundMessage } from '@pilot/schemas'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { startAuditChainer } from '../cases/audit.ts'
@@ -39,7 +39,8 @@ function messageOf(context: CaseContext, row: RelayRow) {
  * with SKIP LOCKED so several workers relay side by side. Redis down: the pass fails, the rows wait in PostgreSQL.
  */
 export async function relayOutbox(context: CaseContext, resendAfterSeconds: number, batch = 200): Promise<number> {
-  return context.db.transaction().execute(async (trx) => {
+  const unbuilt: string[] = []
+  const relayed = await context.db.transaction().execute(async (trx) => {
     const { rows } = await sql<RelayRow>`
       select o.id, o.to_city, o.type, o.ref, o.usr, o.body, o.relayed_at, c.partner_city, c.category, c.submitted_at,
         c.household_subjects, c.attestation, c.form_sealed
@@ -47,22 +48,35 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
       where o.outcome is null
         and (o.relayed_at is null or o.relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
       order by o.created_at limit ${batch} for update of o skip locked`.execute(trx)
-    if (rows.length === 0) return 0
+    // A transfer whose form cannot be opened (a data key missing from this worker, say) stays unrelayed, and is named
+    // below, rather than holding back every other message of the pass.
+    const ready: { row: RelayRow; message: OutboundMessage }[] = []
+    for (const row of rows) {
+      try {
+        ready.push({ row, message: messageOf(context, row) })
+      } catch {
+        unbuilt.push(row.id)
+      }
+    }
+    if (ready.length === 0) return 0
     // Rows never relayed go in one round trip; a resend checks its job first (queueOutbound re-adds a finished one).
     await queueOutboundFirst(
       context.queues,
-      rows.filter((row) => row.relayed_at === null).map((row) => messageOf(context, row)),
+      ready.filter(({ row }) => row.relayed_at === null).map(({ message }) => message),
     )
-    for (const row of rows.filter((row) => row.relayed_at !== null)) {
-      await queueOutbound(context.queues, messageOf(context, row))
+    for (const { message } of ready.filter(({ row }) => row.relayed_at !== null)) {
+      await queueOutbound(context.queues, message)
     }
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
-    await sql`update outbox set relayed_at = ${new Date()} where id = any(${rows.map((row) => row.id)}::uuid[])`.execute(
-      trx,
-    )
-    return rows.length
+    const ids = ready.map(({ row }) => row.id)
+    await sql`update outbox set relayed_at = ${new Date()} where id = any(${ids}::uuid[])`.execute(trx)
+    return ready.length
   })
+  if (unbuilt.length > 0) {
+    throw new Error(`outbox rows ${unbuilt.join(', ')} could not be built from their cases; they wait in PostgreSQL`)
+  }
+  return relayed
 }
 
 /**
