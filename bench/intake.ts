@@ -412,6 +412,20 @@ const STATEMENTS: StatementLabels = [
   [/^\s*begin/i, 'begin'],
 ]
 
+/** CPU of every process counted for a run (the target's own, PostgreSQL, Redis, load generator), ms per request. */
+function machineCpuPerRequest(figures: RunFigures): number {
+  const sum = (values: Record<string, number>) => Object.values(values).reduce((total, value) => total + value, 0)
+  return sum(figures.cpuMsPerRequest) + sum(figures.sharedCpuMsPerRequest)
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+}
+
 export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
   const options: BenchOptions = { fresh: false, durationSeconds: 20, warmupSeconds: 3, profile: false, ...partial }
   const notes: string[] = []
@@ -674,6 +688,43 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
           loadRow('baseline (Fastify + one INSERT)', bestBaseline),
           loadRow('intake service (+ residence)', bestService),
           ['service / baseline', `${round(ratio * 100)} %`, '', '', '', '', '', '', '', '', ''],
+        ],
+      },
+      {
+        // On a shared machine a neighbour's burst can slow one run by a fifth; the rounds side by side show how far the
+        // best-of figure above is from the typical pair, and machine CPU per request is less sensitive to how busy the
+        // machine was than requests per second.
+        title:
+          'Each round (baseline, then service, back to back) and the machine CPU per request of each: every process ' +
+          'counted (targets, PostgreSQL, Redis, load generator)',
+        columns: [
+          'round',
+          'baseline req/s',
+          'service req/s',
+          'service / baseline',
+          'baseline CPU ms',
+          'service CPU ms',
+        ],
+        rows: [
+          ...runs.service.map((service, i) => {
+            const baseline = runs.baseline[i] as RunFigures
+            return [
+              String(i + 1),
+              baseline.requestsPerSecond,
+              service.requestsPerSecond,
+              `${round((100 * service.requestsPerSecond) / baseline.requestsPerSecond)} %`,
+              round(machineCpuPerRequest(baseline), 3),
+              round(machineCpuPerRequest(service), 3),
+            ]
+          }),
+          [
+            'median',
+            '',
+            '',
+            `${round(100 * median(runs.service.map((service, i) => service.requestsPerSecond / (runs.baseline[i] as RunFigures).requestsPerSecond)))} %`,
+            round(median(runs.baseline.map(machineCpuPerRequest)), 3),
+            round(median(runs.service.map(machineCpuPerRequest)), 3),
+          ],
         ],
       },
       {
