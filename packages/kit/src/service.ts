@@ -31,16 +31,16 @@ registerAjvFormats()
 // `asOf: "0000-01-01"`). A date is what that library calls one: a real day of 0001-01-01..9999-12-31.
 Format.Set('date', isValidDate)
 
-/**
- * TypeBox validation. Bodies are checked exactly as sent: no coercion, no defaults, unknown properties rejected by the
- * schemas. Query strings, params and headers arrive as strings, so they get their defaults and are converted first.
- */
 /** Whether a schema gives a default anywhere: then a value that passes as it is may still lack what Default adds. */
 const givesDefaults = (schema: unknown): boolean =>
   typeof schema === 'object' &&
   schema !== null &&
   ('default' in schema || Object.values(schema).some((part) => givesDefaults(part)))
 
+/**
+ * TypeBox validation. Bodies are checked exactly as sent: no coercion, no defaults, unknown properties rejected by the
+ * schemas. Query strings, params and headers arrive as strings, so they get their defaults and are converted first.
+ */
 const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema)
   // Headers, query strings and parameters are cloned, given their defaults and converted (strings to numbers, say)

@@ -33,6 +33,23 @@ export async function buildFixtureApp(env: Record<string, string> = {}, options:
           return reply.status(201).send({ ok: true })
         },
       )
+      // Query strings and headers arrive as strings: a default and a conversion, and a header schema with neither.
+      app.get(
+        '/fixture/search',
+        {
+          schema: {
+            querystring: Type.Object({
+              limit: Type.Integer({ minimum: 1, default: 20 }),
+              name: Type.Optional(Type.String()),
+            }),
+            headers: Type.Object({ 'x-fixture-key': Type.String({ pattern: '^[a-z]{3,8}$' }) }),
+          },
+        },
+        async (request) => ({
+          query: request.query,
+          key: (request.headers as Record<string, string>)['x-fixture-key'],
+        }),
+      )
       app.get('/fixture/boom', async () => {
         throw new Error('secret internal detail at /srv/app.ts:42')
       })
