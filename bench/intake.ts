@@ -83,7 +83,7 @@ const POOL_SIZE = 10
 /** A run of about 2,000 submissions a second leaves some 35,000 transfers; delivery runs at 200–250 a second. */
 const DRAIN_TIMEOUT_MS = 360_000
 
-/** Rounds of (baseline, service); fewer only to try something out quickly, the recorded figures use two. */
+/** Rounds of (baseline, service): two by default, more to narrow a noisy machine's spread, one to try something out. */
 const ROUNDS = Number(process.env.BENCH_INTAKE_ROUNDS ?? 2)
 /** The intake service's tuning knobs, passed through when set, to try other values without editing the bench. */
 const INTAKE_KNOBS = ['SUBMISSION_WRITE_CONCURRENCY', 'RESIDENCE_VERIFY_CONCURRENCY', 'DATABASE_POOL_MAX']
@@ -668,6 +668,9 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       r.walKbPerRequest,
     ]
     const cpuColumns = Object.keys(bestService.cpuMsPerRequest)
+    // Each round's baseline and service runs, measured back to back.
+    const pairs = runs.service.map((service, i) => ({ baseline: runs.baseline[i] as RunFigures, service }))
+    const pairRatio = (pair: (typeof pairs)[number]) => pair.service.requestsPerSecond / pair.baseline.requestsPerSecond
     const tables: BenchTable[] = [
       {
         title: `Submission, ${CONNECTIONS} connections, best of ${ROUNDS} × ${options.durationSeconds} s`,
@@ -706,22 +709,19 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
           'service CPU ms',
         ],
         rows: [
-          ...runs.service.map((service, i) => {
-            const baseline = runs.baseline[i] as RunFigures
-            return [
-              String(i + 1),
-              baseline.requestsPerSecond,
-              service.requestsPerSecond,
-              `${round((100 * service.requestsPerSecond) / baseline.requestsPerSecond)} %`,
-              round(machineCpuPerRequest(baseline), 3),
-              round(machineCpuPerRequest(service), 3),
-            ]
-          }),
+          ...pairs.map(({ baseline, service }, i) => [
+            String(i + 1),
+            baseline.requestsPerSecond,
+            service.requestsPerSecond,
+            `${round(100 * pairRatio({ baseline, service }))} %`,
+            round(machineCpuPerRequest(baseline), 3),
+            round(machineCpuPerRequest(service), 3),
+          ]),
           [
             'median',
             '',
             '',
-            `${round(100 * median(runs.service.map((service, i) => service.requestsPerSecond / (runs.baseline[i] as RunFigures).requestsPerSecond)))} %`,
+            `${round(100 * median(pairs.map(pairRatio)))} %`,
             round(median(runs.baseline.map(machineCpuPerRequest)), 3),
             round(median(runs.service.map(machineCpuPerRequest)), 3),
           ],

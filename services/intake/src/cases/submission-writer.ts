@@ -159,10 +159,11 @@ export interface SubmissionWriter {
  *
  * Once a batch has committed, its case.transfer messages go to the gateway's outbound queue (with those of any other
  * batch that committed meanwhile, in one round trip), without waiting for the outbox relay: the relay would read each
- * row back, queue it and update it, which cost PostgreSQL a second write of every transfer. The response does not wait for this hand-off. Should it fail (Redis down), the
- * rows are marked not relayed and the relay queues them once Redis answers; should the process stop before it ends,
- * the relay queues them again once OUTBOX_RESEND_AFTER_SECONDS have passed without a delivery outcome. Either way the
- * transfer is delayed, never lost, and the gateway recognises a message it already has.
+ * row back, queue it and update it, which cost PostgreSQL a second write of every transfer. The response does not wait
+ * for this hand-off. Should it fail (Redis down), the rows are marked not relayed and the relay queues them once Redis
+ * answers; should the process stop before it ends, the relay queues them again once OUTBOX_RESEND_AFTER_SECONDS have
+ * passed without a delivery outcome. Either way the transfer is delayed, never lost, and the gateway recognises a
+ * message it already has.
  */
 export function createSubmissionWriter(
   pool: pg.Pool,

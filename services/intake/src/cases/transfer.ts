@@ -18,7 +18,9 @@ export function birthDateOf(idNumber: string): string {
  *
  * Built from the case as it is stored — the row and its sealed form — and from nothing else, so the submission (which
  * hands the message to the gateway itself) and the outbox relay (which rebuilds it from the case when that hand-off
- * failed, see relayOutbox) send the same body. The transfer's outbox row therefore stores no body: the one copy of the
+ * failed, see relayOutbox) send the same body: the columns read here and the form are written once, at submission, and
+ * nothing updates them. Keep it so — a resent message with another body is refused by the partner (409
+ * replay-conflict, federation.md 9.1). The transfer's outbox row therefore stores no body: the one copy of the
  * applicant's personal data at rest is the sealed form, not a plaintext JSON document beside it.
  */
 export function transferBodyOf(
