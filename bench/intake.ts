@@ -66,6 +66,7 @@ import {
   type Stage,
   summariseProfile,
 } from './profile.ts'
+import { RESIDENCE_PROFILE_STAGES } from './residence.ts'
 import { idNumberOf } from './residence-data.ts'
 
 const CITY = 'shenzhen'
@@ -309,6 +310,10 @@ interface Drain {
   seconds: number
   /** Transfers still without a delivery outcome when the wait gave up. */
   pending: number
+  /** Delivery reports still queued for the intake service when every outcome was recorded (repeats; see drain). */
+  reportsAfter: number
+  /** Seconds more until the intake service had taken all of them. */
+  reportsSeconds: number
 }
 
 /** Outbox rows (the transfers) still without a delivery outcome. */
@@ -336,8 +341,22 @@ async function settle(clients: pg.Client[]): Promise<void> {
   await clients[0]?.query('checkpoint')
 }
 
-/** Resumes delivery and waits until every transfer has its outcome recorded in the intake outbox. */
-async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<FederationQueues>['queue']>) {
+type BenchQueue = ReturnType<QueueRegistry<FederationQueues>['queue']>
+
+/** Jobs of a queue not finished yet: waiting, running or waiting to run again. */
+async function unfinished(queue: BenchQueue): Promise<number> {
+  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')
+  return Object.values(counts).reduce((sum, n) => sum + n, 0)
+}
+
+/**
+ * Resumes delivery and waits until every transfer has its outcome recorded in the intake outbox, then until the
+ * intake service has taken every delivery report still queued for it. Those are repeats: a transfer that waited in the
+ * paused queue longer than OUTBOX_RESEND_AFTER_SECONDS is queued again by the relay, and one whose first delivery had
+ * finished is delivered again and reported again. Left queued, they would be applied during the next measured runs
+ * and charge the intake service's and PostgreSQL's CPU to whichever target ran then.
+ */
+async function drain(client: pg.Client, outbound: BenchQueue, delivery: BenchQueue): Promise<Drain> {
   const transfers = await openTransfers(client)
   const started = Date.now()
   await outbound.resume()
@@ -346,7 +365,16 @@ async function drain(client: pg.Client, outbound: ReturnType<QueueRegistry<Feder
     await sleep(250)
     pending = await openTransfers(client)
   }
-  return { transfers, seconds: round((Date.now() - started) / 1000, 1), pending }
+  const seconds = round((Date.now() - started) / 1000, 1)
+  const reportsAfter = await unfinished(delivery)
+  const reportsStarted = Date.now()
+  let reports = reportsAfter
+  while (reports > 0 && Date.now() - started < DRAIN_TIMEOUT_MS) {
+    await sleep(250)
+    reports = await unfinished(delivery)
+  }
+  if (reports > 0) throw new Error(`${reports} delivery reports still queued for the intake service after the drain`)
+  return { transfers, seconds, pending, reportsAfter, reportsSeconds: round((Date.now() - reportsStarted) / 1000, 1) }
 }
 
 /** The suspects on a submission's path through the intake service, for --profile. */
@@ -464,7 +492,8 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         extra,
       })
     log('starting Shenzhen residence, gateway and intake, and the Zhongshan gateway')
-    const residence = await startService('residence', 'residence', envFor(CITY, 'residence', ports.residence))
+    const residenceEnv = envFor(CITY, 'residence', ports.residence)
+    let residence = await startService('residence', 'residence', residenceEnv)
     services.push(residence)
     const gateway = await startService('gateway', 'gateway', envFor(CITY, 'gateway', ports.gateway))
     services.push(gateway)
@@ -493,6 +522,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
     await redis.connect()
     queues = new QueueRegistry<FederationQueues>(redis, redisUrl(), `${redisBase}:${CITY}`)
     const outbound = queues.queue('federation.outbound')
+    const delivery = queues.queue('federation.delivery')
 
     // ---- residence evidence for every applicant, through the import endpoint ----
     const operator = await mintDevToken(keysDir, CITY, { roles: ['operator'], subject: `${CITY}-bench-loader` })
@@ -594,9 +624,12 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
               .join(''),
         )
         if (target.name === 'service') {
-          const drained = await drain(client, outbound)
+          const drained = await drain(client, outbound, delivery)
           drains.push(drained)
-          log(`  transfers: ${drained.transfers} delivered in ${drained.seconds} s, ${drained.pending} pending`)
+          log(
+            `  transfers: ${drained.transfers} delivered in ${drained.seconds} s, ${drained.pending} pending; ` +
+              `${drained.reportsAfter} repeated delivery reports taken in ${drained.reportsSeconds} s more`,
+          )
         }
       }
     }
@@ -618,28 +651,40 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       `select count(*)::int as n from gateway.messages where direction = 'inbound' and type = 'case.transfer'`,
     )
 
-    // ---- --profile: the intake service alone under --cpu-prof (separate run, not comparable) ----
+    // ---- --profile: the intake and residence services under --cpu-prof (separate run, not comparable) ----
+    // Both are profiled in the same run: the residence service's share of a submission depends on the batches intake
+    // sends it, which only a submission load makes.
     let profile: ProfileSummary | undefined
+    let residenceProfile: ProfileSummary | undefined
     if (options.profile) {
-      await Promise.all([intake.child.stop(), baselineChild.stop()])
-      const dir = profileDir('intake-service')
-      intake = await startService('intake (profiled)', 'intake', intakeEnv, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+      await Promise.all([intake.child.stop(), residence.child.stop(), baselineChild.stop()])
+      const intakeDir = profileDir('intake-service')
+      const residenceDir = profileDir('residence-service')
+      residence = await startService('residence (profiled)', 'residence', residenceEnv, [
+        '--cpu-prof',
+        `--cpu-prof-dir=${residenceDir}`,
+      ])
+      services.push(residence)
+      intake = await startService('intake (profiled)', 'intake', intakeEnv, [
+        '--cpu-prof',
+        `--cpu-prof-dir=${intakeDir}`,
+      ])
       services.push(intake)
       const profiled: Target = { ...targets.service, url: `${intake.url}/v1/applications` }
-      log('profile: intake under --cpu-prof')
+      log('profile: intake and residence under --cpu-prof')
       await outbound.pause()
       await settle([client, hukouClient])
       const figures = await measure(profiled, options, sampler, samplerClient)
       // Stopped before its transfers drain: delivery outcomes would be processed by this process and profiled too.
-      await intake.child.stop(20_000)
-      profile = summariseProfile(
-        mainThreadProfile(dir),
-        INTAKE_STAGES,
-        figures.ok + figures.non2xx + figures.warmupRequests,
-      )
+      await Promise.all([intake.child.stop(20_000), residence.child.stop(20_000)])
+      const submissions = figures.ok + figures.non2xx + figures.warmupRequests
+      profile = summariseProfile(mainThreadProfile(intakeDir), INTAKE_STAGES, submissions)
+      // Per submission, not per verification call: one call carries a batch of them.
+      residenceProfile = summariseProfile(mainThreadProfile(residenceDir), RESIDENCE_PROFILE_STAGES, submissions)
       log(`  ${figures.requestsPerSecond} req/s under the profiler`)
       notes.push(
-        `CPU profile of the intake service (separate run, slowed by the profiler; main thread only): ${profile.file}`,
+        `CPU profiles of the intake and residence services (separate run, slowed by the profiler; main thread only): ` +
+          `${profile.file}, ${residenceProfile.file}`,
       )
     }
 
@@ -756,32 +801,46 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       },
       {
         title: 'Transfers (case.transfer) after each service run: delivered to Zhongshan, outcome recorded',
-        columns: ['after run', 'transfers', 'seconds', 'per second', 'still pending'],
+        columns: [
+          'after run',
+          'transfers',
+          'seconds',
+          'per second',
+          'still pending',
+          'repeated reports then',
+          'seconds more',
+        ],
         rows: drains.map((d, i) => [
           `service, round ${i + 1}`,
           d.transfers,
           d.seconds,
           d.seconds > 0 ? round(d.transfers / d.seconds) : '',
           d.pending,
+          d.reportsAfter,
+          d.reportsSeconds,
         ]),
       },
     ]
-    if (profile) {
+    for (const [name, summary] of [
+      ['intake', profile],
+      ['residence', residenceProfile],
+    ] as const) {
+      if (!summary) continue
       tables.push(
         {
-          title: 'Where intake CPU goes (--cpu-prof, inclusive, stages overlap), ms per request',
+          title: `Where ${name} CPU goes (--cpu-prof, inclusive, stages overlap), ms per submission`,
           columns: ['stage', 'ms/req', 'share %'],
-          rows: profile.stages.map((stage) => [stage.label, stage.msPerRequest, stage.share]),
+          rows: summary.stages.map((stage) => [stage.label, stage.msPerRequest, stage.share]),
         },
         {
-          title: 'Intake self time by package or area, and the top functions (--cpu-prof)',
+          title: `${name === 'intake' ? 'Intake' : 'Residence'} self time by package or area, and the top functions (--cpu-prof)`,
           columns: ['rank', 'area', 'share %', 'function', 'share %'],
           rows: Array.from({ length: 12 }, (_, i) => [
             i + 1,
-            profile?.byArea[i]?.area ?? '',
-            profile?.byArea[i]?.share ?? '',
-            profile?.topFunctions[i]?.fn ?? '',
-            profile?.topFunctions[i]?.share ?? '',
+            summary.byArea[i]?.area ?? '',
+            summary.byArea[i]?.share ?? '',
+            summary.topFunctions[i]?.fn ?? '',
+            summary.topFunctions[i]?.share ?? '',
           ]),
         },
       )
@@ -801,7 +860,8 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
       'Before each measured run after the first round both databases are vacuumed and analysed and a checkpoint is ' +
         "taken, so no run inherits autovacuum's catching up after the drain before it.",
       `During each service run Shenzhen's federation.outbound queue is paused (transfers wait in the queue); it is ` +
-        'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan (table above).',
+        'resumed afterwards and the next run starts once every transfer is delivered to Zhongshan and the intake ' +
+        'service has taken every delivery report queued for it (table above).',
       `CPU ms/req: user + system per request of each process (PostgreSQL, Redis and the load generator excluded); ` +
         `machine CPU %: all ${cpus().length} cores, everything included; WAL KB/req: PostgreSQL's write-ahead log ` +
         'written during the run per request (the whole cluster).',
@@ -828,6 +888,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         drains,
         leftBehind: { ...leftRow, statuses, arrivedAtZhongshan: arrived[0]?.n },
         profile,
+        residenceProfile,
         peakRssMb: Object.fromEntries(services.map((s) => [s.name, s.child.peakRssMb()])),
       },
     }

@@ -384,7 +384,7 @@ async function checkAnswers(service: Target, baseline: Target): Promise<void> {
 }
 
 /** The suspects on a verification's path, for --profile. A stage counts every sample with one of its frames. */
-const PROFILE_STAGES: Stage[] = [
+export const RESIDENCE_PROFILE_STAGES: Stage[] = [
   // Bearer tokens are verified with jose (WebCrypto) on first sight, then cached; attestations are signed with
   // node:crypto.
   {
@@ -549,7 +549,7 @@ export async function run(partial: Partial<BenchOptions> = {}): Promise<BenchRes
         const figures = await measure(target, options, 9)
         await target.child.stop(20_000)
         const requests = figures.ok + figures.non2xx + figures.warmupRequests
-        profiles[spec.name] = summariseProfile(mainThreadProfile(dir), PROFILE_STAGES, requests)
+        profiles[spec.name] = summariseProfile(mainThreadProfile(dir), RESIDENCE_PROFILE_STAGES, requests)
         notes.push(
           `CPU profile of the ${spec.name} (separate run, slowed by the profiler; main thread only): ` +
             `${profiles[spec.name]?.file}`,
