@@ -18,6 +18,11 @@ export const INFRASTRUCTURE_RETRIES: Pick<JobsOptions, 'attempts' | 'backoff'> =
  * (completed, or failed for good) is removed and added anew, because the sender asking again means its outcome never
  * arrived: BullMQ ignores an add whose id exists in any state, which left such a message stuck for good (the long
  * chaos run found 4 of 3,000 so).
+ *
+ * "Finished" is read from the job's own hash (`finishedOn`, which BullMQ sets when a job completes or fails for good
+ * and clears when it is retried or moved back to wait), fetched by getJob anyway. getState would cost a second round
+ * trip and, for a job not in a sorted set, an LPOS scan of the waiting list: during a partner outage every resend of
+ * the relay scanned the whole backlog (119 µs a call with ten thousand waiting, and growing with it).
  */
 export async function addAgainIfFinished<Data>(
   queue: Queue<Data, unknown, string>,
@@ -27,9 +32,8 @@ export async function addAgainIfFinished<Data>(
 ): Promise<void> {
   const existing = await queue.getJob(options.jobId)
   if (existing) {
-    const state = await existing.getState()
-    // Waiting, delayed or running: it will run and tell.
-    if (state !== 'completed' && state !== 'failed') return
+    // Waiting, delayed (a retry after a failed attempt) or running: it will run and tell.
+    if (!existing.finishedOn) return
     await existing.remove()
   }
   // Two senders racing here both add; BullMQ keeps the first and ignores the second.

@@ -2,10 +2,11 @@ import { testResources } from '@pilot/testing'
 import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createRedis, QueueRegistry } from '../src/index.ts'
+import { addAgainIfFinished, createRedis, QueueRegistry } from '../src/index.ts'
 
 interface Payloads extends Record<string, unknown> {
   'transfer.outbound': { messageId: string; partner: string }
+  'resend.probe': { messageId: string; version: number }
 }
 
 describe('queue registry', () => {
@@ -52,5 +53,66 @@ describe('queue registry', () => {
     // A command connection rejects at once rather than queueing the command until Redis returns.
     await expect(dead.ping()).rejects.toThrow(/enableOfflineQueue|ECONNREFUSED|Connection is closed/)
     dead.disconnect()
+  })
+
+  it('adds a job again only once it has finished: completed or failed for good, not waiting, retrying or re-run', async () => {
+    if (connection.status === 'wait') await connection.connect()
+    const registry = new QueueRegistry<Payloads>(connection, redisUrl, `${redisPrefix}:again`)
+    const queue = registry.queue('resend.probe')
+    const processed: string[] = []
+    // Jobs whose id starts with "fail" fail every attempt; the others complete.
+    const worker = registry.worker('resend.probe', async (job) => {
+      processed.push(`${job.id}@${job.data.version}`)
+      if (job.id?.startsWith('fail')) throw new Error('refused')
+    })
+    await worker.waitUntilReady()
+    const add = (id: string, version: number, options: { attempts?: number; delay?: number } = {}) =>
+      addAgainIfFinished(queue, 'probe', { messageId: id, version }, { jobId: id, ...options })
+    const settled = async (id: string, state: string) => {
+      for (let i = 0; i < 250 && (await queue.getJobState(id)) !== state; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(await queue.getJobState(id)).toBe(state)
+    }
+
+    await add('done', 1)
+    await add('fail-final', 1, { attempts: 1 })
+    // Fails its first attempt and waits a minute for the second: not finished.
+    await queue.add(
+      'probe',
+      { messageId: 'fail-retrying', version: 1 },
+      {
+        jobId: 'fail-retrying',
+        attempts: 2,
+        backoff: { type: 'fixed', delay: 60_000 },
+      },
+    )
+    await settled('done', 'completed')
+    await settled('fail-final', 'failed')
+    await settled('fail-retrying', 'delayed')
+    await add('rerun', 1)
+    await settled('rerun', 'completed')
+    // From here the worker takes nothing: what is waiting stays waiting.
+    await queue.pause()
+    await add('waiting', 1)
+    // Completed, then retried by an operator (bull-board's retry): waiting to run again, not finished.
+    await (await queue.getJob('rerun'))?.retry('completed')
+    await settled('waiting', 'waiting')
+    await settled('rerun', 'waiting')
+
+    for (const id of ['done', 'fail-final', 'fail-retrying', 'waiting', 'rerun']) await add(id, 2)
+
+    const version = async (id: string) => (await queue.getJob(id))?.data.version
+    // Finished: removed and added anew with the sender's data, to run again.
+    expect(await version('done')).toBe(2)
+    expect(await version('fail-final')).toBe(2)
+    // Not finished: left as they were.
+    expect(await version('fail-retrying')).toBe(1)
+    expect(await version('waiting')).toBe(1)
+    expect(await version('rerun')).toBe(1)
+    await queue.resume()
+    await settled('done', 'completed')
+    expect(processed.filter((entry) => entry.startsWith('done@'))).toEqual(['done@1', 'done@2'])
+    await registry.close()
   })
 })

@@ -235,6 +235,42 @@ describe('the submission writer', () => {
     expect(after.every((row) => row.relayed_at !== null)).toBe(true)
   })
 
+  it('relays what is due, never-queued rows first, and leaves a row queued within the resend period alone', async () => {
+    const writer = createSubmissionWriter(pool, queues, 'shenzhen', noLog, { concurrency: 1, maxSize: 64 })
+    const [recent, resend, never] = [write(25), write(26), write(27)]
+    for (const one of [recent, resend, never]) expect(await writer.add(one)).toBe(true)
+    await writer.settled()
+    const idOf = (one: SubmissionWrite) => one.transfer?.id as string
+    // Queued two minutes ago with no outcome since (Redis may have lost it), and one whose hand-off never happened.
+    await pool.query(`update outbox set relayed_at = now() - interval '2 minutes' where id = $1`, [idOf(resend)])
+    await pool.query('update outbox set relayed_at = null where id = $1', [idOf(never)])
+    const relayedAt = async () =>
+      Object.fromEntries(
+        (
+          await pool.query<{ id: string; relayed_at: Date | null }>(
+            'select id, relayed_at from outbox where id = any($1::uuid[])',
+            [[recent, resend, never].map(idOf)],
+          )
+        ).rows.map((row) => [row.id, row.relayed_at?.getTime() ?? null]),
+      )
+    const before = await relayedAt()
+
+    const context = { db, queues, piiKey, city: 'shenzhen' } as unknown as CaseContext
+    // One row a pass: the never-queued row goes first, then the one due for a resend, then nothing is due.
+    expect(await relayOutbox(context, 60, 1)).toBe(1)
+    const first = await relayedAt()
+    expect(first[idOf(never)]).not.toBeNull()
+    expect(first[idOf(resend)]).toBe(before[idOf(resend)])
+    expect(await relayOutbox(context, 60, 1)).toBe(1)
+    const second = await relayedAt()
+    expect(second[idOf(resend)]).toBeGreaterThan(before[idOf(resend)] as number)
+    expect(await relayOutbox(context, 60, 1)).toBe(0)
+    expect((await relayedAt())[idOf(recent)]).toBe(before[idOf(recent)])
+    // The resent message's job was still waiting on the queue: it is left as it is, one job, not a second.
+    expect(await queuedIds()).toEqual(expect.arrayContaining([idOf(resend), idOf(never)]))
+    expect((await queuedIds()).filter((id) => id === idOf(resend))).toHaveLength(1)
+  })
+
   it('relays the transfers it can build and names one whose form cannot be opened, which waits', async () => {
     const deadRedisUrl = `redis://127.0.0.1:${await freePort()}`
     const deadConnection = createRedis({ url: deadRedisUrl, purpose: 'command' })

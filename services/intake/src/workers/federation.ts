@@ -37,6 +37,10 @@ function messageOf(context: CaseContext, row: RelayRow) {
  * One pass of the outbox relay: rows not yet on the gateway's queue go on it; rows queued long ago with no delivery
  * outcome go again (Redis may have lost them; the gateway recognises a message it already delivered). Rows are claimed
  * with SKIP LOCKED so several workers relay side by side. Redis down: the pass fails, the rows wait in PostgreSQL.
+ *
+ * Never-queued rows come first, in the order they were written, then the rows queued longest ago; the scan runs on the
+ * index of exactly that order (outbox_relay_due), so a pass with nothing due reads nothing however many rows wait for
+ * their outcome.
  */
 export async function relayOutbox(context: CaseContext, resendAfterSeconds: number, batch = 200): Promise<number> {
   const unbuilt: string[] = []
@@ -46,8 +50,9 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
         c.household_subjects, c.attestation, c.form_sealed
       from outbox o left join cases c on o.body is null and c.id = o.case_id
       where o.outcome is null
-        and (o.relayed_at is null or o.relayed_at < now() - make_interval(secs => ${resendAfterSeconds}))
-      order by o.created_at limit ${batch} for update of o skip locked`.execute(trx)
+        and coalesce(o.relayed_at, '-infinity'::timestamptz) < now() - make_interval(secs => ${resendAfterSeconds})
+      order by coalesce(o.relayed_at, '-infinity'::timestamptz), o.created_at
+      limit ${batch} for update of o skip locked`.execute(trx)
     // A transfer whose form cannot be opened (a data key missing from this worker, say) stays unrelayed, and is named
     // below, rather than holding back every other message of the pass.
     const ready: { row: RelayRow; message: OutboundMessage }[] = []
@@ -64,9 +69,9 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
       context.queues,
       ready.filter(({ row }) => row.relayed_at === null).map(({ message }) => message),
     )
-    for (const { message } of ready.filter(({ row }) => row.relayed_at !== null)) {
-      await queueOutbound(context.queues, message)
-    }
+    await Promise.all(
+      ready.filter(({ row }) => row.relayed_at !== null).map(({ message }) => queueOutbound(context.queues, message)),
+    )
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
     const ids = ready.map(({ row }) => row.id)
