@@ -66,7 +66,7 @@ describe('queue registry', () => {
       if (job.id?.startsWith('fail')) throw new Error('refused')
     })
     await worker.waitUntilReady()
-    const add = (id: string, version: number, options: { attempts?: number; delay?: number } = {}) =>
+    const add = (id: string, version: number, options: { attempts?: number } = {}) =>
       addAgainIfFinished(queue, 'probe', { messageId: id, version }, { jobId: id, ...options })
     const settled = async (id: string, state: string) => {
       for (let i = 0; i < 250 && (await queue.getJobState(id)) !== state; i++) {
