@@ -360,21 +360,23 @@ async function drain(client: pg.Client, outbound: BenchQueue, delivery: BenchQue
   const transfers = await openTransfers(client)
   const started = Date.now()
   await outbound.resume()
-  let pending = transfers
-  while (pending > 0 && Date.now() - started < DRAIN_TIMEOUT_MS) {
-    await sleep(250)
-    pending = await openTransfers(client)
-  }
+  const pending = await pollWhileAny(() => openTransfers(client), transfers, started)
   const seconds = round((Date.now() - started) / 1000, 1)
   const reportsAfter = await unfinished(delivery)
   const reportsStarted = Date.now()
-  let reports = reportsAfter
-  while (reports > 0 && Date.now() - started < DRAIN_TIMEOUT_MS) {
-    await sleep(250)
-    reports = await unfinished(delivery)
-  }
+  const reports = await pollWhileAny(() => unfinished(delivery), reportsAfter, started)
   if (reports > 0) throw new Error(`${reports} delivery reports still queued for the intake service after the drain`)
   return { transfers, seconds, pending, reportsAfter, reportsSeconds: round((Date.now() - reportsStarted) / 1000, 1) }
+}
+
+/** Asks `count` every quarter second while it is above zero and DRAIN_TIMEOUT_MS has not passed since `started`. */
+async function pollWhileAny(count: () => Promise<number>, first: number, started: number): Promise<number> {
+  let n = first
+  while (n > 0 && Date.now() - started < DRAIN_TIMEOUT_MS) {
+    await sleep(250)
+    n = await count()
+  }
+  return n
 }
 
 /** The suspects on a submission's path through the intake service, for --profile. */

@@ -65,13 +65,10 @@ export async function relayOutbox(context: CaseContext, resendAfterSeconds: numb
     }
     if (ready.length === 0) return 0
     // Rows never relayed go in one round trip; a resend checks its job first (queueOutbound re-adds a finished one).
-    await queueOutboundFirst(
-      context.queues,
-      ready.filter(({ row }) => row.relayed_at === null).map(({ message }) => message),
-    )
-    await Promise.all(
-      ready.filter(({ row }) => row.relayed_at !== null).map(({ message }) => queueOutbound(context.queues, message)),
-    )
+    const first = ready.filter(({ row }) => row.relayed_at === null).map(({ message }) => message)
+    const again = ready.filter(({ row }) => row.relayed_at !== null).map(({ message }) => message)
+    await queueOutboundFirst(context.queues, first)
+    await Promise.all(again.map((message) => queueOutbound(context.queues, message)))
     // One update for the pass rather than one per row: the relay runs after every submission. Should queueing a row
     // fail, the pass rolls back and every row of it is relayed again (the gateway recognises a message it has).
     const ids = ready.map(({ row }) => row.id)
