@@ -346,8 +346,9 @@ async function settle(clients: pg.Client[]): Promise<void> {
  * whose plans cannot go wrong — the residence evidence imported just before (100,000 rows, which autovacuum would
  * otherwise vacuum and analyse during the first runs) and the baseline's one table (tens of thousands of rows from its
  * run, only ever inserted into) — then a checkpoint, so the import's write-ahead log is not checkpointed inside a run.
- * The intake's and gateways' tables are left to autovacuum, as settle's comment explains. Without this the first
- * round's service run followed the import and the baseline's run unsettled, and measured lower than later rounds.
+ * The intake's and gateways' tables are left to autovacuum, as settle's comment explains. Before this the first
+ * round's runs inherited the import's and the baseline run's catching up; they still tend to measure lowest (README,
+ * Benchmarks), with every process spending more CPU per request, the idle ones included.
  */
 async function settleFirstRound(client: pg.Client): Promise<void> {
   await client.query('vacuum (analyze) residence.evidence')
